@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+// The public entry point for host applications.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <turtlefinder/model.hpp>
+#include <turtlefinder/options.hpp>
+
+namespace turtlefinder {
+
+struct PluginStatus {
+    std::string file;
+    std::string name;        // empty when refused before the descriptor was read
+    std::string version;
+    std::string description;
+    std::vector<std::string> kinds;  // "engine-detector", "socket-activator", "activated-engine"
+    std::vector<std::string> claims; // process names and socket suffixes
+    bool loaded = false;
+    std::string reason;      // why it was refused
+};
+
+class Finder {
+public:
+    explicit Finder(Options options = {});
+    ~Finder(); // stops every watcher and joins every thread
+    Finder(const Finder &) = delete;
+    Finder &operator=(const Finder &) = delete;
+
+    // Scans, prunes, discovers new engines (waiting at most online_wait for
+    // their first sync), and returns every alive container of every engine.
+    // Safe to call from several threads at once.
+    std::vector<Container> containers();
+    // The engines currently watched (after the last discovery).
+    std::vector<std::shared_ptr<const Engine>> engines();
+    std::size_t engine_count();
+    // Loaded and refused plugins.
+    std::vector<PluginStatus> plugins() const;
+
+    // Live changes, delivered from the Finder's threads (engine found/lost is
+    // reported by discoveries, i.e. containers() calls). Returns a handle:
+    // unsubscribe with it. The callback must not call back into the Finder.
+    using Callback = std::function<void(const Event &)>;
+    int subscribe(Callback callback);
+    void unsubscribe(int handle);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Version of the library.
+const char *version();
+
+} // namespace turtlefinder

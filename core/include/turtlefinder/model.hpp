@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// The data a Finder hands to host applications: engines and their containers.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace turtlefinder {
+
+// Label put on every container: the chain of enclosing container names of the
+// container's engine, outermost first, joined with '/'; empty on the host.
+inline constexpr const char *prefix_label = "turtlefinder/container/prefix";
+
+using Labels = std::map<std::string, std::string>;
+
+// One container engine API endpoint being watched.
+struct Engine {
+    std::string id;      // as the engine reports it
+    std::string type;    // API kind: "docker.com", "containerd.io", "k8s.io/cri-api", "podman.io"
+    std::string flavor;  // product behind the API
+    std::string version;
+    std::string api;     // API path as reachable from here
+    int pid = 0;         // engine process, in the Finder's PID namespace
+    std::string plugin;  // plugin that created the client
+    std::string prefix;  // enclosing container names, outermost first; "" on the host
+    std::shared_ptr<const Engine> parent; // engine whose container holds this one; null on the host
+};
+
+// One alive (running or paused) container.
+struct Container {
+    std::string id;
+    std::string name;
+    std::string type;   // engine type
+    std::string flavor; // engine flavor
+    int pid = 0;        // init process, in the Finder's PID namespace; 0 when unknown
+    bool paused = false;
+    Labels labels;
+    std::shared_ptr<const Engine> engine;
+};
+
+// Containers of one compose project or one Kubernetes pod.
+struct Group {
+    std::string kind; // "com.docker.compose.project" or "io.kubernetes.pod"
+    std::string name; // project name, or "namespace/pod"
+    std::vector<const Container *> containers;
+};
+
+// Groups `containers` by compose project and Kubernetes pod; the pointers
+// borrow from `containers`.
+std::vector<Group> group(const std::vector<Container> &containers);
+
+enum class EventKind { engine_found, engine_lost, started, exited, paused, unpaused };
+
+struct Event {
+    EventKind kind;
+    std::shared_ptr<const Engine> engine;
+    Container container; // empty for engine events; for exited, what was last known
+};
+
+const char *to_string(EventKind kind);
+
+} // namespace turtlefinder

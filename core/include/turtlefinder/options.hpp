@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace turtlefinder {
+
+struct Options {
+    // Directories searched for plugins, in order; a plugin name found twice is
+    // loaded from the first. The environment's TURTLEFINDER_PLUGIN_PATH (colon
+    // separated) and the built-in directory are appended unless disabled.
+    std::vector<std::string> plugin_dirs;
+    bool default_plugin_dirs = true;
+    std::set<std::string> disabled_plugins;
+    // Maximum engine queries run in parallel, shared by concurrent calls.
+    unsigned workers = 4;
+    // How long a discovery waits for a new engine's first sync.
+    std::chrono::milliseconds online_wait{2000};
+    // Per-socket probe timeout and per-call timeout of engine clients.
+    std::chrono::milliseconds probe_timeout{1000};
+    // Relist period for engines without an event stream.
+    std::chrono::milliseconds relist_interval{1000};
+    // Backoff after a failed watch: doubles from min up to max.
+    std::chrono::milliseconds backoff_min{100};
+    std::chrono::milliseconds backoff_max{5000};
+    // Where the host's procfs is mounted (tests and containerised finders).
+    std::string procfs_root = "/proc";
+    // Per-plugin settings, passed to the plugin's probes as key/value pairs.
+    std::map<std::string, std::map<std::string, std::string>> plugin_settings;
+};
+
+} // namespace turtlefinder

@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+namespace turtlefinder {
+
+// The core's logger ("turtlefinder"); created on first use, stderr sink.
+spdlog::logger &log();
+// The logger for one plugin, named after it; shares the core's sinks and level.
+std::shared_ptr<spdlog::logger> plugin_logger(const std::string &plugin_name);
+// Sets the level of the core's and all plugin loggers ("trace".."off").
+// Returns false for an unknown level name.
+bool set_log_level(const std::string &level);
+
+} // namespace turtlefinder

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// Loading plugins (Boost.DLL) and looking them up by what they claim.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <turtlefinder/finder.hpp>
+#include <turtlefinder/plugin.h>
+
+namespace turtlefinder::plugins {
+
+// One loaded and initialised plugin. Shared ownership keeps the shared object
+// mapped as long as anything (an engine client, a vtable user) holds it.
+class Plugin {
+public:
+    virtual ~Plugin() = default;
+    virtual const std::string &file() const = 0; // path, or "<builtin:NAME>" for in-memory entries
+    virtual const tf_plugin_descriptor &descriptor() const = 0;
+    const std::string name() const { return descriptor().name; }
+    // The plugin's vtables, or null when it does not offer that capability.
+    virtual const tf_engine_detector *detector() const = 0;
+    virtual const tf_socket_activator *activator() const = 0;
+    virtual const tf_activated_engine *activated_engine() const = 0;
+};
+
+class Registry {
+public:
+    Registry();
+    ~Registry(); // deinit()s every plugin no one else holds any more
+    Registry(const Registry &) = delete;
+    Registry &operator=(const Registry &) = delete;
+
+    // Loads every shared object (*.so) in each directory, in order. Broken ones
+    // are skipped with one warning naming the file and the reason, and listed
+    // in statuses(). Plugins whose name is in `disabled` are not initialised.
+    void load_directories(const std::vector<std::string> &dirs,
+                          const std::set<std::string> &disabled = {});
+    // Loads one file; false (and a logged reason) if refused.
+    bool load_file(const std::string &path, const std::set<std::string> &disabled = {});
+    // Registers an in-memory descriptor (tests; built-in plugins).
+    bool add(const tf_plugin_descriptor *descriptor, const std::string &origin);
+
+    const std::vector<std::shared_ptr<const Plugin>> &plugins() const { return plugins_; }
+    const std::vector<PluginStatus> &statuses() const { return statuses_; }
+
+    // The first plugin whose detector claims `process_name`, or null.
+    std::shared_ptr<const Plugin> detector_for(std::string_view process_name) const;
+    std::shared_ptr<const Plugin> activator_for(std::string_view process_name) const;
+    // The first activated-engine plugin with a suffix that `socket_path` ends in.
+    std::shared_ptr<const Plugin> activated_engine_for_socket(std::string_view socket_path) const;
+    // Every process name any detector, activator or activated engine claims.
+    std::set<std::string, std::less<>> claimed_process_names() const;
+
+private:
+    std::vector<std::shared_ptr<const Plugin>> plugins_;
+    std::vector<PluginStatus> statuses_;
+};
+
+// Directories searched when Options::default_plugin_dirs is set: the build
+// tree's plugin folders when running from it, else the installed folder; plus
+// TURTLEFINDER_PLUGIN_PATH (colon separated) first.
+std::vector<std::string> default_plugin_dirs();
+
+} // namespace turtlefinder::plugins

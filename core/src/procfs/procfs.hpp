@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reading /proc: the process table, socket fds, listening unix sockets, and
+// path resolution inside a process's root. Everything takes the procfs root
+// (normally "/proc") so tests can use fixture trees. Nothing here logs above
+// debug; callers decide what matters.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace turtlefinder::procfs {
+
+struct Process {
+    int pid = 0;
+    int ppid = 0;
+    char state = '?';
+    std::uint64_t starttime = 0; // clock ticks after boot: tells a reused PID apart
+    std::string name;            // comm, may contain spaces and ')'
+    std::vector<int> children;   // sorted
+};
+
+// One scan of the process table: only /proc/PID/stat is read per process.
+class ProcessTable {
+public:
+    ProcessTable() = default;
+    // Reads every numeric entry of `root`; processes vanishing mid-scan and
+    // zombies (state Z) are skipped.
+    static ProcessTable scan(const std::string &root = "/proc");
+    // Builds a table from given processes (tests); children links are derived.
+    static ProcessTable from(std::vector<Process> processes, std::string root = "/proc");
+
+    const Process *find(int pid) const;
+    const std::unordered_map<int, Process> &processes() const { return processes_; }
+    std::size_t size() const { return processes_.size(); }
+    const std::string &root() const { return root_; }
+    // True if `ancestor` is `pid` itself or one of its ancestors (bounded walk).
+    bool is_self_or_ancestor(int ancestor, int pid) const;
+
+private:
+    std::string root_;
+    std::unordered_map<int, Process> processes_;
+};
+
+// Reads one process's stat; nullopt if it vanished or cannot be parsed.
+std::optional<Process> read_process(const std::string &root, int pid);
+// Parses the content of /proc/PID/stat (exposed for tests and fuzzing).
+std::optional<Process> parse_stat(std::string_view content);
+
+// The NSpid chain of /proc/PID/status: the PID in each PID namespace from the
+// outermost visible to the process's own. nullopt if unreadable.
+std::optional<std::vector<int>> read_nspid(const std::string &root, int pid);
+std::optional<std::vector<int>> parse_nspid(std::string_view status_content);
+// Inode of /proc/PID/ns/pid; nullopt if unreadable.
+std::optional<std::uint64_t> pid_namespace(const std::string &root, int pid);
+
+// Inodes of the sockets among the process's fds ("socket:[N]"), sorted, unique.
+std::vector<std::uint64_t> socket_inodes(const std::string &root, int pid);
+// Parses an fd link target "socket:[N]"; nullopt for anything else.
+std::optional<std::uint64_t> parse_socket_link(std::string_view target);
+
+struct UnixSocket {
+    std::uint64_t inode = 0;
+    std::string path; // the bind() path, meaningful in the owner's mount namespace
+};
+// Listening (SO_ACCEPTCON), SOCK_STREAM, non-abstract unix sockets in the
+// network namespace of `pid`, from ROOT/PID/net/unix.
+std::vector<UnixSocket> listening_unix_sockets(const std::string &root, int pid);
+std::vector<UnixSocket> parse_net_unix(std::string_view content);
+
+// Resolves `path` (absolute, as seen inside the process's mount namespace)
+// below `root_dir` (e.g. "/proc/PID/root"), evaluating every symlink inside
+// that root: absolute targets are re-rooted, ".." stops at the root, and at
+// most 40 links are followed. Returns root_dir + the resolved path, which
+// never leaves root_dir; nullopt on a loop or a non-directory in the middle.
+// A missing final component is not an error (the result names it).
+std::optional<std::string> resolve_in_root(const std::string &root_dir, std::string_view path);
+
+} // namespace turtlefinder::procfs
