@@ -1,1 +1,417 @@
 // SPDX-License-Identifier: Apache-2.0
+// The orchestration behind the public API: scan, prune, discover, query, stack.
+#include <turtlefinder/finder.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+
+#include "discovery/discovery.hpp"
+#include "hierarchy/hierarchy.hpp"
+#include "log.hpp"
+#include "plugins/engine_client.hpp"
+#include "plugins/registry.hpp"
+#include "procfs/procfs.hpp"
+#include "watch/watcher.hpp"
+
+namespace turtlefinder {
+
+const char *version() { return TF_VERSION; }
+
+namespace {
+
+// A process identity that survives PID reuse.
+struct ProcessKey {
+    int pid = 0;
+    std::uint64_t starttime = 0;
+    auto operator<=>(const ProcessKey &) const = default;
+};
+
+// Bounds the engine round-trips (probes) running at once across all calls.
+class Slots {
+public:
+    explicit Slots(unsigned n) : free_(std::max(1u, n)) {}
+    void acquire() {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return free_ > 0; });
+        --free_;
+    }
+    void release() {
+        {
+            std::lock_guard lock(mu_);
+            ++free_;
+        }
+        cv_.notify_one();
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    unsigned free_;
+};
+
+} // namespace
+
+struct Finder::Impl {
+    struct Watched {
+        std::shared_ptr<Engine> engine; // identity; prefix and parent refreshed by each stacking
+        ProcessKey process;
+        bool in_root_pidns = false; // engine PIDs are ours as they are
+        std::unique_ptr<watch::Watcher> watcher;
+        // Host PIDs of containers, keyed by (container id, engine-side PID).
+        std::map<std::pair<std::string, int>, int> host_pids;
+        bool announced = false;
+    };
+
+    Options options;
+    plugins::Registry registry;
+    Slots probe_slots;
+
+    std::mutex discovery_mu;      // one discovery (scan, prune, discover, query) at a time
+    mutable std::shared_mutex mu; // guards `watched` and `probed`
+    std::vector<std::shared_ptr<Watched>> watched;
+    std::set<ProcessKey> probed;  // processes already examined by a detector
+
+    std::mutex subscribers_mu;
+    std::map<int, Callback> subscribers;
+    int next_subscriber = 1;
+
+    explicit Impl(Options o) : options(std::move(o)), probe_slots(options.workers) {
+        auto dirs = options.plugin_dirs;
+        if (options.default_plugin_dirs)
+            for (auto &d : plugins::default_plugin_dirs()) dirs.push_back(std::move(d));
+        registry.load_directories(dirs, options.disabled_plugins);
+    }
+
+    ~Impl() {
+        std::vector<std::shared_ptr<Watched>> all;
+        {
+            std::unique_lock lock(mu);
+            all.swap(watched);
+        }
+        // Join every watcher before its Watched can be freed: a watcher thread
+        // may briefly hold a reference (change callbacks), and must never be
+        // the one to destroy itself.
+        for (auto &w : all) w->watcher.reset();
+    }
+
+    void notify(const Event &event) {
+        std::vector<Callback> targets;
+        {
+            std::lock_guard lock(subscribers_mu);
+            for (auto &[id, cb] : subscribers) targets.push_back(cb);
+        }
+        for (auto &cb : targets) {
+            try {
+                cb(event);
+            } catch (const std::exception &e) {
+                log().warn("a subscriber threw: {}", e.what());
+            }
+        }
+    }
+
+    bool alive(const ProcessKey &key) const {
+        auto p = procfs::read_process(options.procfs_root, key.pid);
+        return p && p->starttime == key.starttime && p->state != 'Z';
+    }
+
+    static Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::RawContainer &raw,
+                                  int host_pid) {
+        Container c;
+        c.id = raw.id;
+        c.name = raw.name.empty() ? raw.id : raw.name;
+        c.type = engine->type;
+        c.flavor = engine->flavor;
+        c.pid = host_pid;
+        c.paused = raw.paused;
+        c.labels = raw.labels;
+        c.labels[prefix_label] = engine->prefix;
+        c.engine = engine;
+        return c;
+    }
+
+    void prune(const procfs::ProcessTable &table) {
+        std::vector<std::shared_ptr<Watched>> dropped;
+        {
+            std::unique_lock lock(mu);
+            std::erase_if(probed, [&](const ProcessKey &k) {
+                const auto *p = table.find(k.pid);
+                return p == nullptr || p->starttime != k.starttime;
+            });
+            std::erase_if(watched, [&](const std::shared_ptr<Watched> &w) {
+                const auto *p = table.find(w->process.pid);
+                bool gone = p == nullptr || p->starttime != w->process.starttime;
+                if (gone || w->watcher->dead()) {
+                    dropped.push_back(w);
+                    return true;
+                }
+                return false;
+            });
+        }
+        for (auto &w : dropped) w->watcher.reset(); // join before the last reference can go
+        for (auto &w : dropped) {
+            log().info("{} engine \"{}\" (PID {}) is gone", w->engine->type, w->engine->api, w->engine->pid);
+            if (w->announced) notify({EventKind::engine_lost, w->engine, {}});
+        }
+    }
+
+    // Probes one process with the plugin claiming it; returns engine clients.
+    std::vector<std::shared_ptr<plugins::EngineClient>> probe(const procfs::Process &process,
+                                                              const std::shared_ptr<const plugins::Plugin> &plugin,
+                                                              tf_probe_fn probe_fn) {
+        auto sockets = discovery::listening_sockets_of(options.procfs_root, process.pid);
+        std::vector<std::string> paths;
+        for (auto &s : sockets) paths.push_back(s.reachable);
+        std::vector<const char *> cpaths;
+        for (auto &p : paths) cpaths.push_back(p.c_str());
+        std::vector<tf_label> settings;
+        auto it = options.plugin_settings.find(plugin->name());
+        if (it != options.plugin_settings.end())
+            for (auto &[k, v] : it->second) settings.push_back({k.c_str(), v.c_str()});
+
+        tf_probe_request req{};
+        req.struct_size = sizeof req;
+        req.pid = process.pid;
+        req.process_name = process.name.c_str();
+        req.n_api_paths = static_cast<std::uint32_t>(cpaths.size());
+        req.api_paths = cpaths.data();
+        req.timeout_ms = static_cast<std::int32_t>(options.probe_timeout.count());
+        req.n_settings = static_cast<std::uint32_t>(settings.size());
+        req.settings = settings.data();
+
+        struct Collected {
+            std::vector<tf_engine *> engines;
+        } collected;
+        tf_engine_sink sink{sizeof(tf_engine_sink), &collected, [](void *ctx, tf_engine *e) -> int {
+                                if (e == nullptr) return -EINVAL;
+                                static_cast<Collected *>(ctx)->engines.push_back(e);
+                                return 0;
+                            }};
+        tf_error err{};
+        probe_slots.acquire();
+        int rc = probe_fn(&req, &sink, &err);
+        probe_slots.release();
+        std::vector<std::shared_ptr<plugins::EngineClient>> clients;
+        for (auto *e : collected.engines) clients.push_back(std::make_shared<plugins::EngineClient>(e, plugin));
+        if (rc < 0)
+            log().debug("plugin \"{}\" probing {} (PID {}): {}", plugin->name(), process.name, process.pid,
+                        err.message);
+        else if (clients.empty())
+            log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
+                        process.pid, paths.size());
+        return clients;
+    }
+
+    std::shared_ptr<Watched> start_watch(std::shared_ptr<plugins::EngineClient> client, const ProcessKey &key) {
+        auto w = std::make_shared<Watched>();
+        w->engine = std::make_shared<Engine>(client->identity());
+        w->engine->pid = key.pid;
+        w->process = key;
+        auto chain = procfs::read_nspid(options.procfs_root, key.pid);
+        w->in_root_pidns = chain && chain->size() == 1;
+        std::weak_ptr<Watched> weak = w;
+        watch::WatcherOptions wo{options.relist_interval, options.backoff_min, options.backoff_max};
+        w->watcher = std::make_unique<watch::Watcher>(
+            std::move(client), wo,
+            [this, weak](EventKind kind, const plugins::RawContainer &raw) {
+                if (auto self = weak.lock()) on_change(*self, kind, raw);
+            },
+            [this, key] { return alive(key); });
+        return w;
+    }
+
+    void on_change(Watched &w, EventKind kind, const plugins::RawContainer &raw) {
+        bool any;
+        {
+            std::lock_guard lock(subscribers_mu);
+            any = !subscribers.empty();
+        }
+        if (!any) return;
+        int host_pid = 0;
+        std::shared_ptr<const Engine> engine;
+        {
+            std::shared_lock lock(mu);
+            engine = w.engine;
+            if (auto it = w.host_pids.find({raw.id, raw.pid}); it != w.host_pids.end()) host_pid = it->second;
+        }
+        if (host_pid == 0 && raw.pid > 0) {
+            if (w.in_root_pidns) {
+                host_pid = raw.pid;
+            } else { // rare: a nested engine's new container; needs the NSpid chains
+                auto table = procfs::ProcessTable::scan(options.procfs_root);
+                hierarchy::PidTranslator translate(table);
+                host_pid = translate.to_host(w.process.pid, raw.pid).value_or(0);
+            }
+        }
+        notify({kind, engine, to_container(engine, raw, host_pid)});
+    }
+
+    void discover(const procfs::ProcessTable &table) {
+        struct Candidate {
+            const procfs::Process *process;
+            std::shared_ptr<const plugins::Plugin> plugin;
+        };
+        std::vector<Candidate> candidates;
+        {
+            std::unique_lock lock(mu);
+            for (const auto &[pid, p] : table.processes()) {
+                auto plugin = registry.detector_for(p.name);
+                if (!plugin) continue;
+                ProcessKey key{pid, p.starttime};
+                if (!probed.insert(key).second) continue;
+                candidates.push_back({&p, std::move(plugin)});
+            }
+        }
+        if (candidates.empty()) return;
+        // Probe new processes in parallel (bounded by probe_slots), then wait
+        // for every new engine's first sync, all within one online_wait.
+        std::vector<std::future<std::vector<std::shared_ptr<plugins::EngineClient>>>> probes;
+        for (auto &c : candidates)
+            probes.push_back(std::async(std::launch::async, [this, &c] {
+                return probe(*c.process, c.plugin, c.plugin->detector()->probe);
+            }));
+        std::vector<std::shared_ptr<Watched>> fresh;
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            ProcessKey key{candidates[i].process->pid, candidates[i].process->starttime};
+            for (auto &client : probes[i].get()) {
+                log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"", client->identity().type,
+                           client->identity().api, client->identity().version, key.pid, candidates[i].plugin->name());
+                fresh.push_back(start_watch(std::move(client), key));
+            }
+        }
+        auto deadline = std::chrono::steady_clock::now() + options.online_wait;
+        for (auto &w : fresh) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (!w->watcher->wait_ready(std::max(left, std::chrono::milliseconds(0))))
+                log().debug("{} engine \"{}\" not synced within online wait", w->engine->type, w->engine->api);
+        }
+        {
+            std::unique_lock lock(mu);
+            for (auto &w : fresh) watched.push_back(w);
+        }
+        for (auto &w : fresh) {
+            w->announced = true;
+            notify({EventKind::engine_found, w->engine, {}});
+        }
+    }
+
+    // Places engines into containers and translates container PIDs; updates
+    // each engine's prefix and parent. Returns the containers.
+    std::vector<Container> query(const procfs::ProcessTable &table) {
+        std::vector<std::shared_ptr<Watched>> engines;
+        {
+            std::shared_lock lock(mu);
+            engines = watched;
+        }
+        std::vector<std::shared_ptr<const watch::Snapshot>> snaps;
+        snaps.reserve(engines.size());
+        for (auto &w : engines) snaps.push_back(w->watcher->snapshot());
+
+        std::unique_lock lock(mu); // host_pids and engine prefixes are written below
+        std::optional<hierarchy::PidTranslator> translator;
+        std::vector<hierarchy::EngineNode> enodes;
+        std::vector<hierarchy::ContainerNode> cnodes;
+        std::vector<std::vector<int>> host_pids(engines.size());
+        for (std::size_t e = 0; e < engines.size(); ++e) {
+            auto &w = *engines[e];
+            enodes.push_back({w.process.pid});
+            std::map<std::pair<std::string, int>, int> still;
+            for (const auto &raw : *snaps[e]) {
+                int host = 0;
+                std::pair<std::string, int> key{raw->id, raw->pid};
+                if (auto it = w.host_pids.find(key); it != w.host_pids.end() && table.find(it->second) != nullptr) {
+                    host = it->second;
+                } else if (raw->pid > 0) {
+                    if (!translator) translator.emplace(table);
+                    if (auto h = translator->to_host(w.process.pid, raw->pid))
+                        host = *h;
+                    else
+                        log().debug("cannot translate PID {} of container {} on \"{}\"", raw->pid, raw->id,
+                                    w.engine->api);
+                }
+                if (host > 0) still.emplace(key, host);
+                host_pids[e].push_back(host);
+                cnodes.push_back({e, raw->name.empty() ? raw->id : raw->name, host});
+            }
+            w.host_pids = std::move(still);
+        }
+        auto placement = hierarchy::stack(table, enodes, cnodes);
+        // Engines are immutable once published: replace those whose place
+        // changed, outermost first so children point at their parent's final copy.
+        std::vector<std::size_t> order(engines.size());
+        std::vector<int> depth(engines.size(), 0);
+        for (std::size_t e = 0; e < engines.size(); ++e) {
+            order[e] = e;
+            for (auto p = placement.parent[e]; p && depth[e] < 64; p = placement.parent[*p]) ++depth[e];
+        }
+        std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return depth[a] < depth[b]; });
+        for (auto e : order) {
+            auto &w = *engines[e];
+            std::shared_ptr<const Engine> parent =
+                placement.parent[e] ? std::shared_ptr<const Engine>(engines[*placement.parent[e]]->engine) : nullptr;
+            if (w.engine->prefix != placement.prefix[e] || w.engine->parent != parent) {
+                auto copy = std::make_shared<Engine>(*w.engine);
+                copy->prefix = placement.prefix[e];
+                copy->parent = parent;
+                w.engine = copy;
+            }
+        }
+        std::vector<Container> out;
+        std::size_t total = 0;
+        for (auto &s : snaps) total += s->size();
+        out.reserve(total);
+        for (std::size_t e = 0; e < engines.size(); ++e) {
+            std::size_t i = 0;
+            for (const auto &raw : *snaps[e]) out.push_back(to_container(engines[e]->engine, *raw, host_pids[e][i++]));
+        }
+        return out;
+    }
+
+    std::vector<Container> containers() {
+        std::lock_guard serial(discovery_mu);
+        auto table = procfs::ProcessTable::scan(options.procfs_root);
+        prune(table);
+        discover(table);
+        return query(table);
+    }
+};
+
+Finder::Finder(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Finder::~Finder() = default;
+
+std::vector<Container> Finder::containers() { return impl_->containers(); }
+
+std::vector<std::shared_ptr<const Engine>> Finder::engines() {
+    std::shared_lock lock(impl_->mu);
+    std::vector<std::shared_ptr<const Engine>> out;
+    for (auto &w : impl_->watched) out.push_back(w->engine);
+    return out;
+}
+
+std::size_t Finder::engine_count() {
+    std::shared_lock lock(impl_->mu);
+    return impl_->watched.size();
+}
+
+std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
+
+int Finder::subscribe(Callback callback) {
+    std::lock_guard lock(impl_->subscribers_mu);
+    int id = impl_->next_subscriber++;
+    impl_->subscribers.emplace(id, std::move(callback));
+    return id;
+}
+
+void Finder::unsubscribe(int handle) {
+    std::lock_guard lock(impl_->subscribers_mu);
+    impl_->subscribers.erase(handle);
+}
+
+} // namespace turtlefinder

@@ -34,3 +34,21 @@ struct Options {
 };
 
 } // namespace turtlefinder
+
+namespace turtlefinder {
+
+// Settings of the configuration file that are not Finder options.
+struct FileSettings {
+    std::string log_level; // empty: not set
+};
+
+// Reads a configuration file (JSON, keys as documented in README) into
+// `options`, leaving keys the file does not set as they are. Throws
+// std::runtime_error naming the file, the key and what was expected on an
+// unknown key, a wrong type, a bad value or unreadable/invalid JSON.
+FileSettings load_config(const std::string &path, Options &options);
+
+// The installed default configuration file (may not exist).
+std::string default_config_path();
+
+} // namespace turtlefinder

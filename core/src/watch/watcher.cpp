@@ -1,1 +1,196 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "watch/watcher.hpp"
+
+#include <cerrno>
+
+#include "log.hpp"
+
+namespace turtlefinder::watch {
+
+namespace {
+
+bool same_state(const plugins::RawContainer &a, const plugins::RawContainer &b) {
+    return a.paused == b.paused && a.pid == b.pid && a.name == b.name && a.labels == b.labels;
+}
+
+std::string describe(const plugins::EngineClient &client) {
+    const Engine &e = client.identity();
+    return fmt::format("{} engine \"{}\" (PID {})", e.type, e.api, e.pid);
+}
+
+} // namespace
+
+Watcher::Watcher(std::shared_ptr<plugins::EngineClient> client, WatcherOptions options,
+                 ChangeListener on_change, std::function<bool()> alive)
+    : client_(std::move(client)), options_(options), on_change_(std::move(on_change)),
+      alive_(std::move(alive)), snapshot_(std::make_shared<const Snapshot>()) {
+    thread_ = std::thread([this] { run(); });
+}
+
+Watcher::~Watcher() {
+    stopping_ = true;
+    client_->cancel();
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+bool Watcher::wait_ready(std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return ready_.load() || dead_.load(); }) && ready_.load();
+}
+
+std::shared_ptr<const Snapshot> Watcher::snapshot() const {
+    std::lock_guard lock(mu_);
+    return snapshot_;
+}
+
+void Watcher::publish_locked() {
+    auto snap = std::make_shared<Snapshot>();
+    snap->reserve(view_.size());
+    for (const auto &[id, c] : view_) snap->push_back(c);
+    snapshot_ = std::move(snap);
+}
+
+void Watcher::mark_ready() {
+    if (!ready_.exchange(true)) {
+        std::lock_guard lock(mu_); // pairs with wait_ready's predicate check
+        cv_.notify_all();
+    }
+}
+
+bool Watcher::sleep_for(std::chrono::milliseconds d) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, d, [&] { return stopping_.load(); });
+    return !stopping_;
+}
+
+bool Watcher::sync() {
+    std::map<std::string, ContainerPtr> fresh;
+    auto rc = client_->list([&](plugins::RawContainer &&c) {
+        auto id = c.id;
+        fresh[id] = std::make_shared<const plugins::RawContainer>(std::move(c));
+    });
+    if (!rc.ok()) {
+        if (!stopping_) {
+            last_error_ = rc.message;
+            log().debug("listing {} failed: {}", describe(*client_), rc.message);
+        }
+        return false;
+    }
+    // Diff against the last good view so listeners hear about what changed
+    // while we were not subscribed (resyncs and polling).
+    std::vector<std::pair<EventKind, ContainerPtr>> changes;
+    {
+        std::lock_guard lock(mu_);
+        for (const auto &[id, c] : fresh) {
+            auto old = view_.find(id);
+            if (old == view_.end())
+                changes.emplace_back(EventKind::started, c);
+            else if (old->second->paused != c->paused)
+                changes.emplace_back(c->paused ? EventKind::paused : EventKind::unpaused, c);
+            else if (same_state(*old->second, *c))
+                fresh[id] = old->second; // keep sharing the unchanged object
+        }
+        for (const auto &[id, c] : view_)
+            if (!fresh.contains(id)) changes.emplace_back(EventKind::exited, c);
+        view_ = std::move(fresh);
+        publish_locked();
+    }
+    ++syncs_;
+    if (on_change_ && ready_)
+        for (const auto &[kind, c] : changes) on_change_(kind, *c);
+    mark_ready();
+    return true;
+}
+
+void Watcher::apply(tf_event_kind kind, const std::string &id, const plugins::RawContainer *details) {
+    ContainerPtr changed;
+    EventKind what{};
+    if (kind == TF_EVENT_STARTED) {
+        plugins::RawContainer c;
+        bool found = false;
+        if (details != nullptr) {
+            c = *details;
+            found = true;
+        } else {
+            auto rc = client_->inspect(id, c, found);
+            if (!rc.ok()) {
+                log().debug("inspecting {} on {} failed: {}", id, describe(*client_), rc.message);
+                return;
+            }
+        }
+        if (!found) return; // already gone again: do not resurrect it
+        changed = std::make_shared<const plugins::RawContainer>(std::move(c));
+        what = EventKind::started;
+        std::lock_guard lock(mu_);
+        view_[changed->id] = changed;
+        publish_locked();
+    } else {
+        std::lock_guard lock(mu_);
+        auto it = view_.find(id);
+        if (it == view_.end()) return; // e.g. died before it was listed
+        if (kind == TF_EVENT_EXITED) {
+            changed = it->second;
+            what = EventKind::exited;
+            view_.erase(it);
+        } else if (kind == TF_EVENT_PAUSED || kind == TF_EVENT_UNPAUSED) {
+            bool paused = kind == TF_EVENT_PAUSED;
+            if (it->second->paused == paused) return;
+            auto copy = std::make_shared<plugins::RawContainer>(*it->second);
+            copy->paused = paused;
+            it->second = copy;
+            changed = copy;
+            what = paused ? EventKind::paused : EventKind::unpaused;
+        } else {
+            return; // unknown kinds from newer plugins are ignored
+        }
+        publish_locked();
+    }
+    if (on_change_) on_change_(what, *changed);
+}
+
+void Watcher::run() {
+    auto backoff = options_.backoff_min;
+    bool told_polling = false;
+    while (!stopping_) {
+        bool synced = false;
+        plugins::EngineClient::WatchHandler handler{
+            [&] {
+                synced = sync();
+                return synced && !stopping_;
+            },
+            [&](tf_event_kind kind, const std::string &id, const plugins::RawContainer *details) {
+                apply(kind, id, details);
+                return !stopping_.load();
+            }};
+        auto rc = client_->watch(handler);
+        if (stopping_) break;
+        if (rc.code == -ENOTSUP) {
+            polling_ = true;
+            if (!told_polling) {
+                log().info("{} has no event stream ({}); relisting every {} ms", describe(*client_),
+                           rc.message, options_.relist_interval.count());
+                told_polling = true;
+            }
+            if (sync()) {
+                backoff = options_.backoff_min;
+                if (!sleep_for(options_.relist_interval)) break;
+                continue;
+            }
+        } else {
+            if (synced) backoff = options_.backoff_min; // the stream worked for a while
+            log().debug("watch of {} ended: {}", describe(*client_), rc.message);
+        }
+        if (!alive_ || !alive_()) {
+            log().info("{} is gone; its watch ends", describe(*client_));
+            break;
+        }
+        if (!sleep_for(backoff)) break;
+        backoff = std::min(backoff * 2, options_.backoff_max);
+    }
+    dead_ = !stopping_;
+    std::lock_guard lock(mu_);
+    cv_.notify_all();
+}
+
+} // namespace turtlefinder::watch

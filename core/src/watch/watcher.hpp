@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: Apache-2.0
+// One watcher per engine client: keeps an always-current view of the engine's
+// alive containers in memory, so queries never wait for an engine.
+//
+// Sync protocol (engine-agnostic): subscribe to events first; once the
+// subscription stands, list; events that arrived meanwhile are applied after
+// the list, in order, so a container that died during the list is removed
+// again and pause changes land on top. After a stream error the watcher
+// resyncs from scratch with capped exponential backoff, keeping the last good
+// view readable until the new list is complete. Engines without an event
+// stream are polled by relisting.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <turtlefinder/model.hpp>
+
+#include "plugins/engine_client.hpp"
+
+namespace turtlefinder::watch {
+
+using ContainerPtr = std::shared_ptr<const plugins::RawContainer>;
+using Snapshot = std::vector<ContainerPtr>;
+
+struct WatcherOptions {
+    std::chrono::milliseconds relist_interval{1000};
+    std::chrono::milliseconds backoff_min{100};
+    std::chrono::milliseconds backoff_max{5000};
+};
+
+// A change to the view: kind is started, exited, paused or unpaused.
+using ChangeListener = std::function<void(EventKind kind, const plugins::RawContainer &container)>;
+
+class Watcher {
+public:
+    // `alive` tells whether the engine process still exists; a failing watch
+    // whose engine is gone ends for good (the watcher is then dead).
+    Watcher(std::shared_ptr<plugins::EngineClient> client, WatcherOptions options,
+            ChangeListener on_change, std::function<bool()> alive);
+    ~Watcher(); // cancels the client's blocking calls and joins the thread
+    Watcher(const Watcher &) = delete;
+    Watcher &operator=(const Watcher &) = delete;
+
+    // Waits until the first sync completed (or the watch died); true if synced.
+    bool wait_ready(std::chrono::milliseconds timeout) const;
+    bool ready() const { return ready_.load(); }
+    bool dead() const { return dead_.load(); }
+    // True once the engine said it has no event stream and is being polled.
+    bool polling() const { return polling_.load(); }
+    // Number of full syncs (lists that replaced the view) so far.
+    unsigned syncs() const { return syncs_.load(); }
+
+    // The current view; cheap (shared, immutable). Empty before the first sync.
+    std::shared_ptr<const Snapshot> snapshot() const;
+
+    const std::shared_ptr<plugins::EngineClient> &client() const { return client_; }
+
+private:
+    void run();
+    bool sync();            // full list, replaces the view; false on error
+    void apply(tf_event_kind kind, const std::string &id, const plugins::RawContainer *details);
+    bool sleep_for(std::chrono::milliseconds d); // false when stopping
+    void publish_locked();
+    void mark_ready();
+
+    std::shared_ptr<plugins::EngineClient> client_;
+    WatcherOptions options_;
+    ChangeListener on_change_;
+    std::function<bool()> alive_;
+
+    mutable std::mutex mu_;
+    mutable std::condition_variable cv_;
+    std::map<std::string, ContainerPtr> view_;
+    std::shared_ptr<const Snapshot> snapshot_;
+    std::atomic<bool> ready_{false};
+    std::atomic<bool> dead_{false};
+    std::atomic<bool> polling_{false};
+    std::atomic<bool> stopping_{false};
+    std::atomic<unsigned> syncs_{0};
+    std::string last_error_;
+    std::thread thread_;
+};
+
+} // namespace turtlefinder::watch

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs what is missing, builds, and runs `turtlefinder` on this host.
+# Arguments go to turtlefinder (e.g. --json, engines, --watch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+builddir=${TF_BUILD_DIR:-build}
+if [[ ! -f $builddir/build.ninja ]]; then
+  meson setup "$builddir" -Dwerror=true >/dev/null
+fi
+ninja -C "$builddir" >/dev/null || ninja -C "$builddir" -j1
+exec "$builddir/tools/turtlefinder" "$@"

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "output.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+namespace turtlefinder::cli {
+
+namespace json = boost::json;
+
+std::string valid_utf8(std::string_view in) {
+    std::string out;
+    out.reserve(in.size());
+    const auto *s = reinterpret_cast<const unsigned char *>(in.data());
+    std::size_t i = 0, n = in.size();
+    while (i < n) {
+        unsigned char c = s[i];
+        std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (std::size_t k = 1; ok && k < len; ++k) ok = (s[i + k] & 0xC0) == 0x80;
+        if (ok && len > 1) { // reject overlongs, surrogates and > U+10FFFF
+            std::uint32_t cp = c & (0xFF >> (len + 1));
+            for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (s[i + k] & 0x3F);
+            ok = !((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+                   (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF);
+        }
+        if (ok) {
+            out.append(in.substr(i, len));
+            i += len;
+        } else {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        }
+    }
+    return out;
+}
+
+std::string printable(std::string_view in) {
+    std::string out = valid_utf8(in);
+    for (auto &ch : out)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F) ch = '?';
+    return out;
+}
+
+namespace {
+
+std::string short_id(const std::string &id) {
+    // "namespace/id" ids keep their namespace; hex ids are cut like docker ps does.
+    auto slash = id.rfind('/');
+    std::string base = slash == std::string::npos ? id : id.substr(slash + 1);
+    if (base.size() > 12) base.resize(12);
+    return slash == std::string::npos ? base : id.substr(0, slash + 1) + base;
+}
+
+std::string group_of(const Container &c) {
+    if (auto p = c.labels.find("com.docker.compose.project"); p != c.labels.end()) return "project " + p->second;
+    if (auto p = c.labels.find("io.kubernetes.pod.name"); p != c.labels.end()) {
+        auto ns = c.labels.find("io.kubernetes.pod.namespace");
+        return "pod " + (ns != c.labels.end() ? ns->second + "/" : "") + p->second;
+    }
+    return {};
+}
+
+// Counts display columns approximately: one per code point.
+std::size_t columns(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s)
+        if ((c & 0xC0) != 0x80) ++n;
+    return n;
+}
+
+struct Painter {
+    const Style &style;
+    std::string paint(const std::string &text, const char *code) const {
+        return style.color ? fmt::format("\x1b[{}m{}\x1b[0m", code, text) : text;
+    }
+};
+
+class TreePrinter {
+public:
+    TreePrinter(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
+                const std::vector<Container> &containers, const Style &style)
+        : out_(out), engines_(engines), style_(style), painter_{style} {
+        for (const auto &c : containers) by_engine_[c.engine.get()].push_back(&c);
+        for (auto &[e, list] : by_engine_)
+            std::sort(list.begin(), list.end(), [](auto *a, auto *b) { return a->name < b->name; });
+    }
+
+    void print() {
+        std::vector<const Engine *> top;
+        for (const auto &e : engines_)
+            if (!e->parent || !known(e->parent.get())) top.push_back(e.get());
+        if (top.empty()) {
+            line("", "no container engines found");
+            return;
+        }
+        sort_engines(top);
+        for (std::size_t i = 0; i < top.size(); ++i) engine(top[i], "", i + 1 == top.size());
+    }
+
+private:
+    bool known(const Engine *e) const {
+        return std::any_of(engines_.begin(), engines_.end(), [&](auto &x) { return x.get() == e; });
+    }
+    static void sort_engines(std::vector<const Engine *> &list) {
+        std::sort(list.begin(), list.end(), [](auto *a, auto *b) {
+            return std::tie(a->type, a->api, a->pid) < std::tie(b->type, b->api, b->pid);
+        });
+    }
+
+    void line(const std::string &indent, const std::string &text) {
+        std::string l = indent + text;
+        if (style_.width > 0 && columns(l) > style_.width && !style_.color) {
+            // cut at a code point boundary, mark the cut
+            std::size_t cols = 0, i = 0;
+            for (; i < l.size(); ++i) {
+                if ((static_cast<unsigned char>(l[i]) & 0xC0) != 0x80 && ++cols > style_.width - 1) break;
+            }
+            l = l.substr(0, i) + "…";
+        }
+        out_ << l << '\n';
+    }
+
+    void engine(const Engine *e, const std::string &indent, bool last) {
+        std::string head = fmt::format("{} {} {} PID {} {}", painter_.paint(printable(e->type), "1;36"),
+                                       printable(e->version), painter_.paint(printable(e->flavor), "2"), e->pid,
+                                       printable(e->api));
+        line(indent, (indent.empty() ? "" : (last ? "└─ " : "├─ ")) + head);
+        std::string child_indent = indent.empty() ? "" : indent + (last ? "   " : "│  ");
+        auto it = by_engine_.find(e);
+        std::vector<const Container *> list = it == by_engine_.end() ? std::vector<const Container *>{} : it->second;
+        for (std::size_t i = 0; i < list.size(); ++i) container(e, list[i], child_indent, i + 1 == list.size());
+        if (list.empty()) line(child_indent, "   (no containers)");
+    }
+
+    void container(const Engine *e, const Container *c, const std::string &indent, bool last) {
+        std::string state = c->paused ? painter_.paint("paused", "33") : painter_.paint("running", "32");
+        std::string group = group_of(*c);
+        std::string text = fmt::format("{} {} PID {} {}{}", painter_.paint(printable(c->name), "1"),
+                                       short_id(printable(c->id)), c->pid, state,
+                                       group.empty() ? "" : "  " + printable(group));
+        line(indent, (last ? "└─ " : "├─ ") + text);
+        // engines that run inside this container
+        std::vector<const Engine *> nested;
+        for (const auto &x : engines_)
+            if (x->parent.get() == e && x->prefix == inner_prefix(*e, *c)) nested.push_back(x.get());
+        sort_engines(nested);
+        std::string nested_indent = indent + (last ? "   " : "│  ");
+        for (std::size_t i = 0; i < nested.size(); ++i) engine(nested[i], nested_indent, i + 1 == nested.size());
+    }
+
+    static std::string inner_prefix(const Engine &e, const Container &c) {
+        return e.prefix.empty() ? c.name : e.prefix + "/" + c.name;
+    }
+
+    std::ostream &out_;
+    const std::vector<std::shared_ptr<const Engine>> &engines_;
+    const Style &style_;
+    Painter painter_;
+    std::map<const Engine *, std::vector<const Container *>> by_engine_;
+};
+
+json::object engine_json(const Engine &e, const std::map<const Engine *, std::size_t> &index) {
+    json::object o;
+    o["id"] = valid_utf8(e.id);
+    o["type"] = valid_utf8(e.type);
+    o["flavor"] = valid_utf8(e.flavor);
+    o["version"] = valid_utf8(e.version);
+    o["api"] = valid_utf8(e.api);
+    o["pid"] = e.pid;
+    o["plugin"] = valid_utf8(e.plugin);
+    o["prefix"] = valid_utf8(e.prefix);
+    auto p = e.parent ? index.find(e.parent.get()) : index.end();
+    o["parent"] = p == index.end() ? json::value(nullptr) : json::value(p->second);
+    return o;
+}
+
+json::object container_json(const Container &c, const std::map<const Engine *, std::size_t> &index) {
+    json::object o;
+    o["id"] = valid_utf8(c.id);
+    o["name"] = valid_utf8(c.name);
+    o["type"] = valid_utf8(c.type);
+    o["flavor"] = valid_utf8(c.flavor);
+    o["pid"] = c.pid;
+    o["paused"] = c.paused;
+    auto e = index.find(c.engine.get());
+    o["engine"] = e == index.end() ? json::value(nullptr) : json::value(e->second);
+    o["prefix"] = valid_utf8(c.engine ? c.engine->prefix : "");
+    json::object labels;
+    for (const auto &[k, v] : c.labels) labels[valid_utf8(k)] = valid_utf8(v);
+    o["labels"] = std::move(labels);
+    return o;
+}
+
+std::map<const Engine *, std::size_t> index_of(const std::vector<std::shared_ptr<const Engine>> &engines) {
+    std::map<const Engine *, std::size_t> index;
+    for (std::size_t i = 0; i < engines.size(); ++i) index[engines[i].get()] = i;
+    return index;
+}
+
+} // namespace
+
+void print_tree(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
+                const std::vector<Container> &containers, const Style &style) {
+    TreePrinter(out, engines, containers, style).print();
+}
+
+void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
+                const std::vector<Container> &containers) {
+    auto index = index_of(engines);
+    json::object doc;
+    doc["schema"] = json_schema;
+    json::array es, cs;
+    for (const auto &e : engines) es.push_back(engine_json(*e, index));
+    for (const auto &c : containers) cs.push_back(container_json(c, index));
+    doc["engines"] = std::move(es);
+    doc["containers"] = std::move(cs);
+    out << json::serialize(doc) << '\n';
+}
+
+void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json) {
+    auto index = index_of(engines);
+    if (json) {
+        json::object doc;
+        doc["schema"] = json_schema;
+        json::array es;
+        for (const auto &e : engines) es.push_back(engine_json(*e, index));
+        doc["engines"] = std::move(es);
+        out << json::serialize(doc) << '\n';
+        return;
+    }
+    if (engines.empty()) out << "no container engines found\n";
+    for (const auto &e : engines)
+        out << fmt::format("{}\t{}\t{}\tPID {}\t{}\t{}\n", printable(e->type), printable(e->version),
+                           printable(e->flavor), e->pid, printable(e->api),
+                           e->prefix.empty() ? "(host)" : "in " + printable(e->prefix));
+}
+
+void print_event(std::ostream &out, const Event &event, bool json) {
+    if (json) {
+        json::object o;
+        o["schema"] = json_schema;
+        o["event"] = to_string(event.kind);
+        if (event.engine) {
+            std::map<const Engine *, std::size_t> none;
+            o["engine"] = engine_json(*event.engine, none);
+        }
+        if (event.kind != EventKind::engine_found && event.kind != EventKind::engine_lost)
+            o["container"] = container_json(event.container, {});
+        out << json::serialize(o) << std::endl;
+        return;
+    }
+    if (event.kind == EventKind::engine_found || event.kind == EventKind::engine_lost) {
+        out << fmt::format("{} {} {} PID {}", to_string(event.kind), printable(event.engine->type),
+                           printable(event.engine->api), event.engine->pid)
+            << std::endl;
+        return;
+    }
+    const auto &c = event.container;
+    out << fmt::format("{} {} {} PID {} on {} {}", to_string(event.kind), printable(c.name), short_id(printable(c.id)),
+                       c.pid, event.engine ? printable(event.engine->type) : "?",
+                       event.engine ? printable(event.engine->api) : "")
+        << std::endl;
+}
+
+} // namespace turtlefinder::cli

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+// Rendering discoveries for people (tree) and programs (JSON).
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <turtlefinder/model.hpp>
+
+namespace turtlefinder::cli {
+
+inline constexpr const char *json_schema = "turtlefinder/v1";
+
+struct Style {
+    bool color = false;
+    std::size_t width = 0; // 0: unlimited
+};
+
+// Replaces invalid UTF-8 with U+FFFD so any engine-supplied bytes make valid JSON/text.
+std::string valid_utf8(std::string_view in);
+// Replaces control characters for terminal output.
+std::string printable(std::string_view in);
+
+void print_tree(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
+                const std::vector<Container> &containers, const Style &style);
+void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
+                const std::vector<Container> &containers);
+void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json);
+void print_event(std::ostream &out, const Event &event, bool json);
+
+} // namespace turtlefinder::cli
