@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <turtlefinder/grpc/cri.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+
+#include <boost/json.hpp>
+
+#include <turtlefinder/grpc/containerd.hpp>
+
+#include "stream_reader.hpp"
+#include "tf_cri_api.grpc.pb.h"
+
+namespace turtlefinder::grpc_client {
+
+namespace cri = ::runtime::v1;
+
+std::optional<CriVersion> probe_cri(const std::string &socket, std::chrono::milliseconds timeout) {
+    UnixChannel channel(socket);
+    auto stub = cri::RuntimeService::NewStub(channel.get());
+    ::grpc::ClientContext ctx;
+    prepare(ctx, timeout);
+    cri::VersionRequest request;
+    request.set_version("v1");
+    cri::VersionResponse response;
+    if (!stub->Version(&ctx, request, &response).ok()) return std::nullopt;
+    return CriVersion{response.runtime_name(), response.runtime_version(), response.runtime_api_version()};
+}
+
+int pid_from_info_json(const std::string &json) noexcept {
+    boost::system::error_code ec;
+    auto value = boost::json::parse(json, ec);
+    if (ec || !value.is_object()) return 0;
+    const auto *pid = value.as_object().if_contains("pid");
+    if (pid == nullptr) return 0;
+    if (pid->is_int64()) return static_cast<int>(std::clamp<int64_t>(pid->as_int64(), 0, INT32_MAX));
+    if (pid->is_uint64()) return static_cast<int>(std::min<uint64_t>(pid->as_uint64(), INT32_MAX));
+    if (pid->is_double() && pid->as_double() > 0 && pid->as_double() < INT32_MAX)
+        return static_cast<int>(pid->as_double());
+    return 0;
+}
+
+namespace {
+
+int pid_from_info(const google::protobuf::Map<std::string, std::string> &info) {
+    auto it = info.find("info");
+    return it == info.end() ? 0 : pid_from_info_json(it->second);
+}
+
+void add_pod_labels(sdk::Container &c, const cri::PodSandboxMetadata &meta) {
+    c.labels.emplace_back(label_pod_name, meta.name());
+    c.labels.emplace_back(label_pod_namespace, meta.namespace_());
+    c.labels.emplace_back(label_pod_uid, meta.uid());
+}
+
+// Labels from the engine, with the metadata-derived keys replacing any
+// same-named label so each key appears once.
+void copy_labels(sdk::Container &c, const google::protobuf::Map<std::string, std::string> &labels) {
+    for (const auto &[k, v] : labels)
+        if (k != label_pod_name && k != label_pod_namespace && k != label_pod_uid && k != label_container_name &&
+            k != label_sandbox)
+            c.labels.emplace_back(k, v);
+}
+
+class CriClient final : public sdk::EngineClient {
+public:
+    CriClient(sdk::EngineInfo info, CriOptions options, std::unique_ptr<UnixChannel> channel)
+        : sdk::EngineClient(std::move(info)), options_(std::move(options)), channel_(std::move(channel)),
+          runtime_(cri::RuntimeService::NewStub(channel_->get())) {}
+
+    void list(const std::function<bool(const sdk::Container &)> &emit) override {
+        cri::ListPodSandboxRequest sandboxes_request;
+        sandboxes_request.mutable_filter()->mutable_state()->set_state(cri::SANDBOX_READY);
+        cri::ListPodSandboxResponse sandboxes;
+        {
+            ::grpc::ClientContext ctx;
+            prepare(ctx, options_.timeout);
+            CallSet::Guard guard(calls_, ctx);
+            check(runtime_->ListPodSandbox(&ctx, sandboxes_request, &sandboxes), "list pod sandboxes");
+        }
+        std::map<std::string, cri::PodSandboxMetadata> pods;
+        for (const auto &s : sandboxes.items()) pods[s.id()] = s.metadata();
+
+        cri::ListContainersRequest containers_request;
+        containers_request.mutable_filter()->mutable_state()->set_state(cri::CONTAINER_RUNNING);
+        cri::ListContainersResponse containers;
+        {
+            ::grpc::ClientContext ctx;
+            prepare(ctx, options_.timeout);
+            CallSet::Guard guard(calls_, ctx);
+            check(runtime_->ListContainers(&ctx, containers_request, &containers), "list containers");
+        }
+
+        for (const auto &s : sandboxes.items()) {
+            auto c = sandbox_details(s.id());
+            if (c && !emit(*c)) return;
+        }
+        for (const auto &k : containers.containers()) {
+            auto pod = pods.find(k.pod_sandbox_id());
+            auto c = container_details(k, pod == pods.end() ? nullptr : &pod->second);
+            if (c && !emit(*c)) return;
+        }
+    }
+
+    std::optional<sdk::Container> inspect(const std::string &id) override {
+        cri::ListContainersRequest request;
+        request.mutable_filter()->set_id(id);
+        cri::ListContainersResponse containers;
+        {
+            ::grpc::ClientContext ctx;
+            prepare(ctx, options_.timeout);
+            CallSet::Guard guard(calls_, ctx);
+            check(runtime_->ListContainers(&ctx, request, &containers), "list container " + id);
+        }
+        for (const auto &k : containers.containers()) {
+            if (k.id() != id) continue; // the filter may match by prefix
+            if (k.state() != cri::CONTAINER_RUNNING) return std::nullopt;
+            std::optional<cri::PodSandboxMetadata> pod;
+            if (auto s = sandbox_status(k.pod_sandbox_id(), false)) pod = s->status().metadata();
+            return container_details(k, pod ? &*pod : nullptr);
+        }
+        return sandbox_details(id);
+    }
+
+    void watch(sdk::WatchSink &sink) override {
+        StreamReader<cri::ContainerEventResponse> stream(
+            calls_, [&](::grpc::ClientContext *ctx, ::grpc::CompletionQueue *cq) {
+                return runtime_->PrepareAsyncGetContainerEvents(ctx, cri::GetEventsRequest{}, cq);
+            });
+        using Next = StreamReader<cri::ContainerEventResponse>::Next;
+        // A runtime without the event API answers UNIMPLEMENTED (containerd
+        // < 1.7) or closes the stream (CRI-O without enable_pod_events) right
+        // away; a live stream sends nothing until something happens. So a
+        // stream still open after a short window is taken as subscribed.
+        auto window = std::clamp(options_.timeout / 2, std::chrono::milliseconds(100),
+                                 std::chrono::milliseconds(1000));
+        cri::ContainerEventResponse event;
+        auto r = stream.next(event, std::chrono::system_clock::now() + window);
+        if (r == Next::ended) {
+            if (calls_.cancelled()) throw sdk::Error(-ECANCELED, "watch cancelled");
+            const auto &status = stream.status();
+            if (status.ok() || status.error_code() == ::grpc::StatusCode::UNIMPLEMENTED) {
+                if (!told_no_events_.exchange(true))
+                    log(TF_LOG_INFO, "runtime has no container event stream (GetContainerEvents: " +
+                                         (status.ok() ? std::string("ended at once") : status.error_message()) +
+                                         "); relisting instead");
+                throw sdk::Error(-ENOTSUP, "CRI runtime has no container event stream");
+            }
+            check(status, "CRI event stream");
+        }
+        if (!sink.subscribed()) return;
+        if (r == Next::message && !deliver(event, sink)) return;
+        while (true) {
+            cri::ContainerEventResponse next;
+            r = stream.next(next, std::chrono::system_clock::now() + std::chrono::seconds(1));
+            if (r == Next::timeout) {
+                if (calls_.cancelled()) throw sdk::Error(-ECANCELED, "watch cancelled");
+                continue;
+            }
+            if (r == Next::ended) {
+                if (calls_.cancelled()) throw sdk::Error(-ECANCELED, "watch cancelled");
+                check(stream.status(), "CRI event stream");
+                throw sdk::Error(-EPIPE, "CRI event stream ended");
+            }
+            if (!deliver(next, sink)) return;
+        }
+    }
+
+    void cancel() override { calls_.cancel(); }
+
+private:
+    static bool deliver(const cri::ContainerEventResponse &event, sdk::WatchSink &sink) {
+        switch (event.container_event_type()) {
+        case cri::CONTAINER_STARTED_EVENT: return sink.event(sdk::EventKind::started, event.container_id());
+        case cri::CONTAINER_STOPPED_EVENT: return sink.event(sdk::EventKind::exited, event.container_id());
+        default: return true; // created: not alive yet; deleted: its stop came first
+        }
+    }
+
+    std::optional<cri::PodSandboxStatusResponse> sandbox_status(const std::string &id, bool verbose) {
+        ::grpc::ClientContext ctx;
+        prepare(ctx, options_.timeout);
+        CallSet::Guard guard(calls_, ctx);
+        cri::PodSandboxStatusRequest request;
+        request.set_pod_sandbox_id(id);
+        request.set_verbose(verbose);
+        cri::PodSandboxStatusResponse response;
+        auto status = runtime_->PodSandboxStatus(&ctx, request, &response);
+        if (status.error_code() == ::grpc::StatusCode::NOT_FOUND) return std::nullopt;
+        check(status, "pod sandbox status " + id);
+        return response;
+    }
+
+    // A ready sandbox as a container, nullopt when gone or not ready.
+    std::optional<sdk::Container> sandbox_details(const std::string &id) {
+        auto response = sandbox_status(id, true);
+        if (!response || response->status().id().empty() || response->status().state() != cri::SANDBOX_READY)
+            return std::nullopt;
+        const auto &s = response->status();
+        sdk::Container c;
+        c.id = s.id();
+        c.name = s.metadata().name().empty() ? s.id() : s.metadata().name();
+        c.pid = pid_from_info(response->info());
+        copy_labels(c, s.labels());
+        add_pod_labels(c, s.metadata());
+        c.labels.emplace_back(label_sandbox, "true");
+        return c;
+    }
+
+    std::optional<sdk::Container> container_details(const cri::Container &k, const cri::PodSandboxMetadata *pod) {
+        ::grpc::ClientContext ctx;
+        prepare(ctx, options_.timeout);
+        CallSet::Guard guard(calls_, ctx);
+        cri::ContainerStatusRequest request;
+        request.set_container_id(k.id());
+        request.set_verbose(true);
+        cri::ContainerStatusResponse response;
+        auto status = runtime_->ContainerStatus(&ctx, request, &response);
+        if (status.error_code() == ::grpc::StatusCode::NOT_FOUND) return std::nullopt;
+        check(status, "container status " + k.id());
+        if (response.status().state() != cri::CONTAINER_RUNNING) return std::nullopt;
+        sdk::Container c;
+        c.id = k.id();
+        c.name = k.metadata().name().empty() ? k.id() : k.metadata().name();
+        c.pid = pid_from_info(response.info());
+        copy_labels(c, k.labels());
+        if (pod != nullptr) add_pod_labels(c, *pod);
+        c.labels.emplace_back(label_container_name, k.metadata().name());
+        return c;
+    }
+
+    void log(tf_log_level level, const std::string &message) const {
+        if (options_.log) options_.log(level, "CRI " + options_.socket + ": " + message);
+    }
+
+    CriOptions options_;
+    std::unique_ptr<UnixChannel> channel_;
+    std::unique_ptr<cri::RuntimeService::Stub> runtime_;
+    CallSet calls_;
+    std::atomic<bool> told_no_events_{false};
+};
+
+} // namespace
+
+std::unique_ptr<sdk::EngineClient> make_cri_client(CriOptions options) {
+    auto channel = std::make_unique<UnixChannel>(options.socket);
+    std::string version = options.version.runtime_name + " " + options.version.runtime_version;
+    sdk::EngineInfo info{"k8s.io/cri-api", options.flavor, node_engine_id(options.engine_pid, options.socket),
+                         version, options.socket, options.engine_pid};
+    return std::make_unique<CriClient>(std::move(info), std::move(options), std::move(channel));
+}
+
+// ---- CriAdmin ---------------------------------------------------------------
+
+struct CriAdmin::Impl {
+    std::chrono::milliseconds timeout;
+    UnixChannel channel;
+    std::unique_ptr<cri::RuntimeService::Stub> stub;
+    std::map<std::string, cri::PodSandboxConfig> pods;
+
+    Impl(const std::string &socket, std::chrono::milliseconds t)
+        : timeout(t), channel(socket), stub(cri::RuntimeService::NewStub(channel.get())) {}
+
+    template <typename Request, typename Response>
+    Response call(::grpc::Status (cri::RuntimeService::Stub::*method)(::grpc::ClientContext *, const Request &,
+                                                                      Response *),
+                  const Request &request, const std::string &what) {
+        ::grpc::ClientContext ctx;
+        prepare(ctx, timeout);
+        Response response;
+        check(((*stub).*method)(&ctx, request, &response), what);
+        return response;
+    }
+};
+
+CriAdmin::CriAdmin(const std::string &socket, std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<Impl>(socket, timeout)) {}
+
+CriAdmin::~CriAdmin() = default;
+
+CriVersion CriAdmin::version() {
+    cri::VersionRequest request;
+    request.set_version("v1");
+    auto r = impl_->call(&cri::RuntimeService::Stub::Version, request, "CRI version");
+    return {r.runtime_name(), r.runtime_version(), r.runtime_api_version()};
+}
+
+std::string CriAdmin::run_pod(const std::string &name, const std::string &pod_namespace, const std::string &uid,
+                              const std::map<std::string, std::string> &labels) {
+    cri::RunPodSandboxRequest request;
+    auto *config = request.mutable_config();
+    config->mutable_metadata()->set_name(name);
+    config->mutable_metadata()->set_namespace_(pod_namespace);
+    config->mutable_metadata()->set_uid(uid);
+    for (const auto &[k, v] : labels) (*config->mutable_labels())[k] = v;
+    // Host network: no CNI is needed. PID and IPC stay per pod.
+    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(cri::NODE);
+    auto r = impl_->call(&cri::RuntimeService::Stub::RunPodSandbox, request, "run pod " + name);
+    impl_->pods[r.pod_sandbox_id()] = *config;
+    return r.pod_sandbox_id();
+}
+
+std::string CriAdmin::create_container(const std::string &pod_id, const std::string &name, const std::string &image,
+                                       const std::vector<std::string> &command,
+                                       const std::map<std::string, std::string> &labels) {
+    auto pod = impl_->pods.find(pod_id);
+    if (pod == impl_->pods.end()) throw sdk::Error(-ENOENT, "pod " + pod_id + " was not created here");
+    cri::CreateContainerRequest request;
+    request.set_pod_sandbox_id(pod_id);
+    *request.mutable_sandbox_config() = pod->second;
+    auto *config = request.mutable_config();
+    config->mutable_metadata()->set_name(name);
+    config->mutable_image()->set_image(image);
+    for (const auto &arg : command) config->add_command(arg);
+    for (const auto &[k, v] : labels) (*config->mutable_labels())[k] = v;
+    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(cri::NODE);
+    return impl_->call(&cri::RuntimeService::Stub::CreateContainer, request, "create container " + name)
+        .container_id();
+}
+
+void CriAdmin::start_container(const std::string &id) {
+    cri::StartContainerRequest request;
+    request.set_container_id(id);
+    impl_->call(&cri::RuntimeService::Stub::StartContainer, request, "start container " + id);
+}
+
+void CriAdmin::stop_container(const std::string &id) {
+    cri::StopContainerRequest request;
+    request.set_container_id(id);
+    request.set_timeout(0);
+    impl_->call(&cri::RuntimeService::Stub::StopContainer, request, "stop container " + id);
+}
+
+void CriAdmin::remove_container(const std::string &id) {
+    cri::RemoveContainerRequest request;
+    request.set_container_id(id);
+    impl_->call(&cri::RuntimeService::Stub::RemoveContainer, request, "remove container " + id);
+}
+
+void CriAdmin::stop_pod(const std::string &id) {
+    cri::StopPodSandboxRequest request;
+    request.set_pod_sandbox_id(id);
+    impl_->call(&cri::RuntimeService::Stub::StopPodSandbox, request, "stop pod " + id);
+}
+
+void CriAdmin::remove_pod(const std::string &id) {
+    cri::RemovePodSandboxRequest request;
+    request.set_pod_sandbox_id(id);
+    impl_->call(&cri::RuntimeService::Stub::RemovePodSandbox, request, "remove pod " + id);
+    impl_->pods.erase(id);
+}
+
+} // namespace turtlefinder::grpc_client

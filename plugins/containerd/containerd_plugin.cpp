@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// containerd engine detector: the native API (containers of every namespace
+// but those other clients own) and, when the CRI plugin answers on the same
+// socket, a CRI client too.
+#include <array>
+#include <string>
+
+#include <turtlefinder/plugin.hpp>
+#include <turtlefinder/grpc/containerd.hpp>
+#include <turtlefinder/grpc/cri.hpp>
+
+namespace turtlefinder::plugins::containerd {
+
+namespace gc = turtlefinder::grpc_client;
+
+namespace {
+
+bool ends_with(const std::string &s, const std::string &suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void plugin_log(tf_log_level level, const std::string &message) { sdk::log(level, message); }
+
+} // namespace
+
+struct Plugin {
+    static constexpr const char *name = "containerd";
+    static constexpr const char *version = "0.1.0";
+    static constexpr const char *description = "finds containerd (native API and CRI)";
+    // `comm` holds at most 15 bytes: old Docker's docker-containerd shows as "docker-containe".
+    static constexpr std::array<const char *, 2> process_names{"containerd", "docker-containe"};
+
+    static sdk::Engines probe(const sdk::ProbeRequest &request) {
+        sdk::Engines engines;
+        std::set<std::string> skip = gc::split_list(gc::default_skip_namespaces);
+        if (auto it = request.settings.find("skip-namespaces"); it != request.settings.end())
+            skip = gc::split_list(it->second);
+        for (const auto &path : request.api_paths) {
+            // The ttrpc socket speaks a different protocol (shims use it).
+            if (ends_with(path, ".ttrpc")) continue;
+            auto version = gc::probe_containerd(path, request.timeout);
+            if (!version) {
+                sdk::log(TF_LOG_DEBUG, "containerd " + std::to_string(request.pid) + ": " + path +
+                                           " does not answer containerd's Version; skipped");
+                continue;
+            }
+            gc::ContainerdOptions options;
+            options.socket = path;
+            options.engine_pid = request.pid;
+            options.version = *version;
+            options.timeout = request.timeout;
+            options.skip_namespaces = skip;
+            options.log = plugin_log;
+            engines.push_back(gc::make_containerd_client(std::move(options)));
+            if (auto cri = gc::probe_cri(path, request.timeout)) {
+                gc::CriOptions cri_options;
+                cri_options.socket = path;
+                cri_options.engine_pid = request.pid;
+                cri_options.flavor = "containerd.io";
+                cri_options.version = *cri;
+                cri_options.timeout = request.timeout;
+                cri_options.log = plugin_log;
+                engines.push_back(gc::make_cri_client(std::move(cri_options)));
+            }
+            break; // one API socket per engine process
+        }
+        return engines;
+    }
+};
+
+} // namespace turtlefinder::plugins::containerd
+
+TF_PLUGIN(turtlefinder::plugins::containerd::Plugin)

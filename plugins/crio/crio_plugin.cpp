@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// CRI-O engine detector: a CRI client on the socket that answers runtime.v1.
+#include <array>
+#include <string>
+
+#include <turtlefinder/plugin.hpp>
+#include <turtlefinder/grpc/cri.hpp>
+
+namespace turtlefinder::plugins::crio {
+
+namespace gc = turtlefinder::grpc_client;
+
+namespace {
+
+bool ends_with(const std::string &s, const std::string &suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void plugin_log(tf_log_level level, const std::string &message) { sdk::log(level, message); }
+
+} // namespace
+
+struct Plugin {
+    static constexpr const char *name = "crio";
+    static constexpr const char *version = "0.1.0";
+    static constexpr const char *description = "finds CRI-O (CRI API)";
+    static constexpr std::array<const char *, 1> process_names{"crio"};
+
+    static sdk::Engines probe(const sdk::ProbeRequest &request) {
+        sdk::Engines engines;
+        for (const auto &path : request.api_paths) {
+            if (ends_with(path, ".ttrpc")) continue; // never a CRI endpoint
+            auto version = gc::probe_cri(path, request.timeout);
+            if (!version) {
+                sdk::log(TF_LOG_DEBUG, "crio " + std::to_string(request.pid) + ": " + path +
+                                           " does not answer CRI Version; skipped");
+                continue;
+            }
+            gc::CriOptions options;
+            options.socket = path;
+            options.engine_pid = request.pid;
+            options.flavor = "cri-o.io";
+            options.version = *version;
+            options.timeout = request.timeout;
+            options.log = plugin_log;
+            engines.push_back(gc::make_cri_client(std::move(options)));
+            break; // one CRI endpoint per engine process
+        }
+        return engines;
+    }
+};
+
+} // namespace turtlefinder::plugins::crio
+
+TF_PLUGIN(turtlefinder::plugins::crio::Plugin)
