@@ -13,6 +13,7 @@
 #include <set>
 #include <shared_mutex>
 
+#include "discovery/activation.hpp"
 #include "discovery/discovery.hpp"
 #include "hierarchy/hierarchy.hpp"
 #include "log.hpp"
@@ -63,6 +64,9 @@ struct Finder::Impl {
     struct Watched {
         std::shared_ptr<Engine> engine; // identity; prefix and parent refreshed by each stacking
         ProcessKey process;
+        int pidns_pid = 0;          // process whose PID namespace the engine reports PIDs in
+        std::uint64_t api_inode = 0; // the listening socket the client talks to (0: unknown)
+        bool activated = false;
         bool in_root_pidns = false; // engine PIDs are ours as they are
         std::unique_ptr<watch::Watcher> watcher;
         // Host PIDs of containers, keyed by (container id, engine-side PID).
@@ -78,6 +82,9 @@ struct Finder::Impl {
     mutable std::shared_mutex mu; // guards `watched` and `probed`
     std::vector<std::shared_ptr<Watched>> watched;
     std::set<ProcessKey> probed;  // processes already examined by a detector
+    discovery::Activation activation; // used by discoveries only (under discovery_mu)
+    mutable std::mutex stats_mu;
+    Stats stats;
 
     std::mutex subscribers_mu;
     std::map<int, Callback> subscribers;
@@ -157,16 +164,24 @@ struct Finder::Impl {
         }
         for (auto &w : dropped) w->watcher.reset(); // join before the last reference can go
         for (auto &w : dropped) {
+            if (w->activated) activation.forget(w->api_inode);
             log().info("{} engine \"{}\" (PID {}) is gone", w->engine->type, w->engine->api, w->engine->pid);
             if (w->announced) notify({EventKind::engine_lost, w->engine, {}});
         }
     }
 
-    // Probes one process with the plugin claiming it; returns engine clients.
-    std::vector<std::shared_ptr<plugins::EngineClient>> probe(const procfs::Process &process,
-                                                              const std::shared_ptr<const plugins::Plugin> &plugin,
-                                                              tf_probe_fn probe_fn) {
-        auto sockets = discovery::listening_sockets_of(options.procfs_root, process.pid);
+    struct Probed {
+        std::shared_ptr<plugins::EngineClient> client;
+        std::uint64_t api_inode = 0;
+    };
+
+    // Probes one process's sockets with the plugin claiming it.
+    std::vector<Probed> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
+                              tf_probe_fn probe_fn, const std::vector<discovery::ApiSocket> &sockets) {
+        {
+            std::lock_guard lock(stats_mu);
+            ++stats.probes;
+        }
         std::vector<std::string> paths;
         for (auto &s : sockets) paths.push_back(s.reachable);
         std::vector<const char *> cpaths;
@@ -198,8 +213,13 @@ struct Finder::Impl {
         probe_slots.acquire();
         int rc = probe_fn(&req, &sink, &err);
         probe_slots.release();
-        std::vector<std::shared_ptr<plugins::EngineClient>> clients;
-        for (auto *e : collected.engines) clients.push_back(std::make_shared<plugins::EngineClient>(e, plugin));
+        std::vector<Probed> clients;
+        for (auto *e : collected.engines) {
+            Probed p{std::make_shared<plugins::EngineClient>(e, plugin), 0};
+            for (const auto &s : sockets)
+                if (s.reachable == p.client->identity().api) p.api_inode = s.inode;
+            clients.push_back(std::move(p));
+        }
         if (rc < 0)
             log().debug("plugin \"{}\" probing {} (PID {}): {}", plugin->name(), process.name, process.pid,
                         err.message);
@@ -209,12 +229,16 @@ struct Finder::Impl {
         return clients;
     }
 
-    std::shared_ptr<Watched> start_watch(std::shared_ptr<plugins::EngineClient> client, const ProcessKey &key) {
+    std::shared_ptr<Watched> start_watch(Probed probed, const ProcessKey &key, int pidns_pid, bool activated) {
+        auto client = std::move(probed.client);
         auto w = std::make_shared<Watched>();
         w->engine = std::make_shared<Engine>(client->identity());
         w->engine->pid = key.pid;
         w->process = key;
-        auto chain = procfs::read_nspid(options.procfs_root, key.pid);
+        w->pidns_pid = pidns_pid;
+        w->api_inode = probed.api_inode;
+        w->activated = activated;
+        auto chain = procfs::read_nspid(options.procfs_root, pidns_pid);
         w->in_root_pidns = chain && chain->size() == 1;
         std::weak_ptr<Watched> weak = w;
         watch::WatcherOptions wo{options.relist_interval, options.backoff_min, options.backoff_max};
@@ -247,18 +271,20 @@ struct Finder::Impl {
             } else { // rare: a nested engine's new container; needs the NSpid chains
                 auto table = procfs::ProcessTable::scan(options.procfs_root);
                 hierarchy::PidTranslator translate(table);
-                host_pid = translate.to_host(w.process.pid, raw.pid).value_or(0);
+                host_pid = translate.to_host(w.pidns_pid, raw.pid).value_or(0);
             }
         }
         notify({kind, engine, to_container(engine, raw, host_pid)});
     }
 
     void discover(const procfs::ProcessTable &table) {
+        const auto deadline = std::chrono::steady_clock::now() + options.online_wait;
         struct Candidate {
             const procfs::Process *process;
             std::shared_ptr<const plugins::Plugin> plugin;
         };
         std::vector<Candidate> candidates;
+        std::set<std::uint64_t> watched_inodes;
         {
             std::unique_lock lock(mu);
             for (const auto &[pid, p] : table.processes()) {
@@ -268,25 +294,47 @@ struct Finder::Impl {
                 if (!probed.insert(key).second) continue;
                 candidates.push_back({&p, std::move(plugin)});
             }
+            for (const auto &w : watched)
+                if (w->api_inode != 0) watched_inodes.insert(w->api_inode);
         }
-        if (candidates.empty()) return;
-        // Probe new processes in parallel (bounded by probe_slots), then wait
-        // for every new engine's first sync, all within one online_wait.
-        std::vector<std::future<std::vector<std::shared_ptr<plugins::EngineClient>>>> probes;
+        // Probe new processes in parallel (bounded by probe_slots) while
+        // activators are looked at; then wait for every new engine's first
+        // sync — all of it within one online_wait.
+        std::vector<std::future<std::vector<Probed>>> probes;
         for (auto &c : candidates)
             probes.push_back(std::async(std::launch::async, [this, &c] {
-                return probe(*c.process, c.plugin, c.plugin->detector()->probe);
+                auto sockets = discovery::listening_sockets_of(options.procfs_root, c.process->pid);
+                return probe(*c.process, c.plugin, c.plugin->detector()->probe, sockets);
             }));
         std::vector<std::shared_ptr<Watched>> fresh;
+        auto reads_before = activation.socket_reads();
+        for (auto &service : activation.activate(table, registry, watched_inodes, deadline)) {
+            ProcessKey key{service.service.pid, service.service.starttime};
+            for (auto &found : probe(service.service, service.plugin, service.plugin->activated_engine()->probe,
+                                     {service.socket})) {
+                found.api_inode = service.socket.inode;
+                log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"",
+                           found.client->identity().type, found.client->identity().api,
+                           found.client->identity().version, key.pid, service.activator_pid, service.plugin->name());
+                fresh.push_back(start_watch(std::move(found), key, service.activator_pid, true));
+            }
+            std::lock_guard lock(stats_mu);
+            ++stats.activations;
+        }
+        {
+            std::lock_guard lock(stats_mu);
+            stats.activator_socket_reads += activation.socket_reads() - reads_before;
+        }
         for (std::size_t i = 0; i < candidates.size(); ++i) {
             ProcessKey key{candidates[i].process->pid, candidates[i].process->starttime};
-            for (auto &client : probes[i].get()) {
-                log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"", client->identity().type,
-                           client->identity().api, client->identity().version, key.pid, candidates[i].plugin->name());
-                fresh.push_back(start_watch(std::move(client), key));
+            for (auto &found : probes[i].get()) {
+                log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"",
+                           found.client->identity().type, found.client->identity().api,
+                           found.client->identity().version, key.pid, candidates[i].plugin->name());
+                fresh.push_back(start_watch(std::move(found), key, key.pid, false));
             }
         }
-        auto deadline = std::chrono::steady_clock::now() + options.online_wait;
+        if (fresh.empty()) return;
         for (auto &w : fresh) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (!w->watcher->wait_ready(std::max(left, std::chrono::milliseconds(0))))
@@ -321,7 +369,9 @@ struct Finder::Impl {
         std::vector<std::vector<int>> host_pids(engines.size());
         for (std::size_t e = 0; e < engines.size(); ++e) {
             auto &w = *engines[e];
-            enodes.push_back({w.process.pid});
+            // A service activated in this very discovery is not in the scan yet:
+            // place it by its activator, whose child it is.
+            enodes.push_back({table.find(w.process.pid) != nullptr ? w.process.pid : w.pidns_pid});
             std::map<std::pair<std::string, int>, int> still;
             for (const auto &raw : *snaps[e]) {
                 int host = 0;
@@ -330,7 +380,7 @@ struct Finder::Impl {
                     host = it->second;
                 } else if (raw->pid > 0) {
                     if (!translator) translator.emplace(table);
-                    if (auto h = translator->to_host(w.process.pid, raw->pid))
+                    if (auto h = translator->to_host(w.pidns_pid, raw->pid))
                         host = *h;
                     else
                         log().debug("cannot translate PID {} of container {} on \"{}\"", raw->pid, raw->id,
@@ -376,6 +426,10 @@ struct Finder::Impl {
 
     std::vector<Container> containers() {
         std::lock_guard serial(discovery_mu);
+        {
+            std::lock_guard lock(stats_mu);
+            ++stats.discoveries;
+        }
         auto table = procfs::ProcessTable::scan(options.procfs_root);
         prune(table);
         discover(table);
@@ -401,6 +455,11 @@ std::size_t Finder::engine_count() {
 }
 
 std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
+
+Stats Finder::stats() const {
+    std::lock_guard lock(impl_->stats_mu);
+    return impl_->stats;
+}
 
 int Finder::subscribe(Callback callback) {
     std::lock_guard lock(impl_->subscribers_mu);

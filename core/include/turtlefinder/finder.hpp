@@ -2,6 +2,7 @@
 // The public entry point for host applications.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -22,6 +23,14 @@ struct PluginStatus {
     std::string reason;      // why it was refused
 };
 
+// Counters for monitoring and tests.
+struct Stats {
+    std::uint64_t discoveries = 0;            // containers() calls that scanned
+    std::uint64_t probes = 0;                 // processes handed to a plugin's probe
+    std::uint64_t activator_socket_reads = 0; // activators whose socket set had to be read again
+    std::uint64_t activations = 0;            // services found after activating their socket
+};
+
 class Finder {
 public:
     explicit Finder(Options options = {});
@@ -38,6 +47,7 @@ public:
     std::size_t engine_count();
     // Loaded and refused plugins.
     std::vector<PluginStatus> plugins() const;
+    Stats stats() const;
 
     // Live changes, delivered from the Finder's threads (engine found/lost is
     // reported by discoveries, i.e. containers() calls). Returns a handle:
