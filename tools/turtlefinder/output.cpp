@@ -64,14 +64,6 @@ std::string group_of(const Container &c) {
     return {};
 }
 
-// Counts display columns approximately: one per code point.
-std::size_t columns(std::string_view s) {
-    std::size_t n = 0;
-    for (unsigned char c : s)
-        if ((c & 0xC0) != 0x80) ++n;
-    return n;
-}
-
 struct Painter {
     const Style &style;
     std::string paint(const std::string &text, const char *code) const {
@@ -111,15 +103,22 @@ private:
         });
     }
 
+    // Prints one line, cut to the terminal width; colour escapes take no columns.
     void line(const std::string &indent, const std::string &text) {
         std::string l = indent + text;
-        if (style_.width > 0 && columns(l) > style_.width && !style_.color) {
-            // cut at a code point boundary, mark the cut
-            std::size_t cols = 0, i = 0;
-            for (; i < l.size(); ++i) {
-                if ((static_cast<unsigned char>(l[i]) & 0xC0) != 0x80 && ++cols > style_.width - 1) break;
+        if (style_.width > 0) {
+            std::size_t cols = 0, i = 0, cut = std::string::npos;
+            while (i < l.size()) {
+                if (l[i] == '\x1b') { // skip "ESC [ ... m"
+                    auto m = l.find('m', i);
+                    i = m == std::string::npos ? l.size() : m + 1;
+                    continue;
+                }
+                if ((static_cast<unsigned char>(l[i]) & 0xC0) != 0x80 && ++cols == style_.width) cut = i;
+                ++i;
             }
-            l = l.substr(0, i) + "…";
+            if (cols > style_.width && cut != std::string::npos)
+                l = l.substr(0, cut) + "…" + (style_.color ? "\x1b[0m" : "");
         }
         out_ << l << '\n';
     }

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+// The turtlefinder CLI as a user runs it, against real Docker on top of a
+// real containerd with CRI: tree, JSON, watch, exit codes.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <boost/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "containerd.hpp"
+#include "lab.hpp"
+#include "testing.hpp"
+#include "turtlefinder/grpc/cri.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace lab = turtlefinder::lab;
+namespace json = boost::json;
+
+std::string cli() { return std::string(std::getenv("TF_BUILD_ROOT")) + "/tools/turtlefinder"; }
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string slurp(const std::string &path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+class Cli : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        if (::geteuid() != 0 || !lab::which("dockerd") || !lab::which("containerd")) return;
+        lab_ = new lab::Lab("cli");
+        containerd_ = new lab::Containerd(*lab_);
+        lab::DockerdConfig dc;
+        dc.containerd_socket = containerd_->socket(); // Docker on top of this containerd
+        dockerd_ = new lab::Dockerd(*lab_, dc);
+        dockerd_->import_busybox();
+        docker_id_ = dockerd_->run_container({"--name", "web", "--label", "com.docker.compose.project=shop"});
+        containerd_->import_busybox("tfns");
+        containerd_->run_task("tfns", "t1");
+        containerd_->import_pause();
+        containerd_->import_busybox("k8s.io"); // the CRI pulls nothing: images are local
+        cri_ = new turtlefinder::grpc_client::CriAdmin(containerd_->socket());
+        pod_id_ = cri_->run_pod("cli-pod", "testns", "uid-cli-1");
+        cri_container_id_ = cri_->create_container(pod_id_, "sleeper", lab::Containerd::busybox_image,
+                                                   {"sleep", "infinity"});
+        cri_->start_container(cri_container_id_);
+    }
+    static void TearDownTestSuite() {
+        delete cri_;
+        delete dockerd_;
+        delete containerd_;
+        delete lab_;
+    }
+    void SetUp() override {
+        TF_REQUIRE_ROOT();
+        if (lab_ == nullptr) TF_SKIP_OR_FAIL("dockerd or containerd is not installed");
+    }
+
+    // Our engines' containers (engine api ends with one of our sockets), by engine type.
+    static std::map<std::string, std::set<std::string>> ours(const json::value &doc) {
+        std::map<std::string, std::set<std::string>> out;
+        auto &engines = doc.at("engines").as_array();
+        for (auto &c : doc.at("containers").as_array()) {
+            auto &e = engines.at(c.at("engine").as_int64());
+            std::string api(e.at("api").as_string());
+            if (ends_with(api, dockerd_->socket()) || ends_with(api, containerd_->socket()))
+                out[std::string(e.at("type").as_string())].insert(std::string(c.at("id").as_string()));
+        }
+        return out;
+    }
+
+    static inline lab::Lab *lab_ = nullptr;
+    static inline lab::Containerd *containerd_ = nullptr;
+    static inline lab::Dockerd *dockerd_ = nullptr;
+    static inline turtlefinder::grpc_client::CriAdmin *cri_ = nullptr;
+    static inline std::string docker_id_, pod_id_, cri_container_id_;
+};
+
+TEST_F(Cli, JsonListsWhatTheEnginesReportExactlyOnce) {
+    auto r = lab::run({cli(), "--json", "--online-wait", "5000"}, {}, 60s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    boost::system::error_code ec;
+    auto doc = json::parse(r.out, ec);
+    ASSERT_FALSE(ec) << ec.message() << "\n" << r.out;
+    EXPECT_EQ(doc.at("schema").as_string(), "turtlefinder/v1");
+    auto found = ours(doc);
+    // Docker's own view, and containerd's own view of the tfns namespace.
+    std::set<std::string> docker_ps;
+    std::istringstream ids(dockerd_->docker_ok({"ps", "-q", "--no-trunc"}));
+    for (std::string id; ids >> id;) docker_ps.insert(id);
+    EXPECT_EQ(found["docker.com"], docker_ps);
+    EXPECT_TRUE(found["containerd.io"].contains("tfns/t1"));
+    for (auto &id : found["containerd.io"])
+        EXPECT_FALSE(docker_ps.contains(id) || docker_ps.contains("moby/" + id)) << "moby container twice: " << id;
+    EXPECT_EQ(found["k8s.io/cri-api"], (std::set<std::string>{pod_id_, cri_container_id_}));
+    for (auto &c : doc.at("containers").as_array())
+        if (c.at("id").as_string() == cri_container_id_) {
+            EXPECT_EQ(c.at("labels").at("io.kubernetes.pod.name").as_string(), "cli-pod");
+            EXPECT_GT(c.at("pid").as_int64(), 0);
+        }
+}
+
+TEST_F(Cli, TreeShowsTheSameContainers) {
+    auto r = lab::run({cli(), "--online-wait", "5000"}, {{"NO_COLOR", "1"}}, 60s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << "no colour when not on a terminal";
+    EXPECT_NE(r.out.find(dockerd_->socket()), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(containerd_->socket()), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("web " + docker_id_.substr(0, 12)), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("project shop"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("tfns/t1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("pod testns/cli-pod"), std::string::npos) << r.out;
+    auto engines = lab::run({cli(), "engines", "--json", "--online-wait", "5000"}, {}, 60s);
+    ASSERT_EQ(engines.exit_code, 0);
+    auto doc = json::parse(engines.out);
+    std::set<std::string> types;
+    for (auto &e : doc.at("engines").as_array())
+        if (ends_with(e.at("api").as_string(), containerd_->socket()) ||
+            ends_with(e.at("api").as_string(), dockerd_->socket()))
+            types.insert(std::string(e.at("type").as_string()));
+    EXPECT_EQ(types, (std::set<std::string>{"docker.com", "containerd.io", "k8s.io/cri-api"}));
+}
+
+TEST_F(Cli, WatchPrintsAStartedContainerAndEndsCleanlyOnSigterm) {
+    std::string log = lab_->path("watch.log");
+    lab::Process watch(lab::SpawnOptions{{cli(), "--watch", "--json", "--online-wait", "5000"}, {}, log, {}});
+    ASSERT_TRUE(tftest::eventually([&] { return slurp(log).find(dockerd_->socket()) != std::string::npos; }, 20s))
+        << slurp(log);
+    auto id = dockerd_->run_container({"--name", "watched"});
+    bool seen = tftest::eventually(
+        [&] {
+            std::istringstream lines(slurp(log));
+            for (std::string line; std::getline(lines, line);) {
+                boost::system::error_code ec;
+                auto v = json::parse(line, ec);
+                if (ec || !v.is_object()) continue;
+                if (v.at("event").as_string() == "started" && v.at("container").at("id").as_string() == id)
+                    return true;
+            }
+            return false;
+        },
+        10s);
+    EXPECT_TRUE(seen) << slurp(log);
+    int status = watch.stop(5s, SIGTERM);
+    ASSERT_TRUE(WIFEXITED(status)) << "killed instead of ending cleanly: " << status;
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    dockerd_->docker_ok({"rm", "-f", id});
+}
+
+TEST_F(Cli, ExitCodes) {
+    EXPECT_EQ(lab::run({cli(), "--no-such-flag"}).exit_code, 2);
+    EXPECT_EQ(lab::run({cli(), "frobnicate"}).exit_code, 2);
+    EXPECT_EQ(lab::run({cli(), "--online-wait", "soon"}).exit_code, 2);
+    auto help = lab::run({cli(), "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("usage: turtlefinder"), std::string::npos);
+    std::string bad = lab_->write_file("bad.json", R"({"workers": "many"})");
+    auto r = lab::run({cli(), "--config", bad});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("\"workers\""), std::string::npos) << r.err;
+    // Flags override the file: the file turns logging off, the flag turns it on.
+    std::string quick = lab_->write_file("quick.json", R"({"online_wait_ms": 0, "log_level": "off"})");
+    auto ok = lab::run({cli(), "engines", "--config", quick, "--log-level", "info", "--online-wait", "5000"});
+    EXPECT_EQ(ok.exit_code, 0);
+    EXPECT_NE(ok.err.find("found"), std::string::npos) << "--log-level must override the file: " << ok.err;
+}
+
+} // namespace

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+// CLI rendering: JSON stays valid whatever bytes engines put in names and labels.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <sstream>
+
+#include "output.hpp"
+
+namespace {
+
+namespace tf = turtlefinder;
+namespace json = boost::json;
+
+std::shared_ptr<tf::Engine> engine(std::string api, std::shared_ptr<const tf::Engine> parent = nullptr,
+                                   std::string prefix = "") {
+    auto e = std::make_shared<tf::Engine>();
+    e->id = "id-" + api;
+    e->type = "docker.com";
+    e->flavor = "docker.com";
+    e->version = "20.10";
+    e->api = api;
+    e->pid = 42;
+    e->prefix = std::move(prefix);
+    e->parent = std::move(parent);
+    return e;
+}
+
+tf::Container container(std::string name, std::shared_ptr<const tf::Engine> e, tf::Labels labels = {}) {
+    tf::Container c;
+    c.id = "0123456789abcdef0123";
+    c.name = std::move(name);
+    c.type = e->type;
+    c.pid = 4711;
+    c.labels = std::move(labels);
+    c.engine = std::move(e);
+    return c;
+}
+
+TEST(CliOutput, ValidUtf8RepairsOnlyWhatIsBroken) {
+    EXPECT_EQ(tf::cli::valid_utf8("plain ümlaut €"), "plain ümlaut €");
+    EXPECT_EQ(tf::cli::valid_utf8("a\xff" "b"), "a\xEF\xBF\xBD" "b");
+    EXPECT_EQ(tf::cli::valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "overlong '/'";
+    EXPECT_EQ(tf::cli::valid_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << "surrogate";
+    EXPECT_EQ(tf::cli::valid_utf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "truncated";
+    EXPECT_EQ(tf::cli::printable("a\nb\x1b[31m"), "a?b?[31m");
+}
+
+TEST(CliOutput, JsonIsValidWithHostileNamesAndLabels) {
+    auto e = engine("/run/\xff.sock");
+    std::string huge(1 << 20, 'x');
+    std::vector<tf::Container> cs{
+        container(std::string("ctl\x01\x1f\x7f\"\\", 8), e, {{"k\xc3", "v\xff\xfe"}, {"long", huge}, {"nul", std::string("a\0b", 3)}}),
+    };
+    std::ostringstream out;
+    tf::cli::print_json(out, {e}, cs);
+    boost::system::error_code ec;
+    auto doc = json::parse(out.str(), ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(doc.at("schema").as_string(), "turtlefinder/v1");
+    auto &c = doc.at("containers").as_array().at(0).as_object();
+    EXPECT_EQ(c.at("name").as_string(), "ctl\x01\x1f\x7f\"\\");
+    EXPECT_EQ(c.at("labels").at("long").as_string().size(), huge.size());
+    EXPECT_EQ(c.at("labels").at("k\xEF\xBF\xBD").as_string(), "v\xEF\xBF\xBD\xEF\xBF\xBD");
+    EXPECT_EQ(c.at("labels").at("nul").as_string(), std::string("a\0b", 3));
+    EXPECT_EQ(c.at("engine").as_int64(), 0);
+    EXPECT_EQ(doc.at("engines").as_array().at(0).at("api").as_string(), "/run/\xEF\xBF\xBD.sock");
+}
+
+TEST(CliOutput, NestedEnginesAreDrawnUnderTheirContainer) {
+    auto host = engine("/run/docker.sock");
+    auto inner = engine("/proc/9/root/run/containerd/containerd.sock", host, "kind-control-plane");
+    std::vector<tf::Container> cs{container("kind-control-plane", host), container("etcd", inner),
+                                  container("web", host)};
+    std::ostringstream out;
+    tf::cli::print_tree(out, {host, inner}, cs, {});
+    std::string text = out.str();
+    auto kind = text.find("kind-control-plane");
+    auto nested = text.find("/proc/9/root/run/containerd/containerd.sock");
+    auto etcd = text.find("etcd");
+    auto web = text.find("web");
+    ASSERT_NE(kind, std::string::npos) << text;
+    ASSERT_NE(nested, std::string::npos) << text;
+    EXPECT_LT(kind, nested) << text;
+    EXPECT_LT(nested, etcd) << text;
+    EXPECT_LT(etcd, web) << "the nested engine belongs under kind-control-plane, before the next container\n"
+                         << text;
+    // The nested engine is drawn once, not also at the top level.
+    const std::string inner_api = "/proc/9/root/run/containerd/containerd.sock";
+    EXPECT_EQ(text.find(inner_api, nested + inner_api.size()), std::string::npos) << text;
+    std::ostringstream json_out;
+    tf::cli::print_json(json_out, {host, inner}, cs);
+    auto doc = json::parse(json_out.str());
+    EXPECT_EQ(doc.at("engines").as_array().at(1).at("parent").as_int64(), 0);
+    EXPECT_EQ(doc.at("engines").as_array().at(1).at("prefix").as_string(), "kind-control-plane");
+}
+
+TEST(CliOutput, WidthCutsLinesOnATerminal) {
+    auto e = engine(std::string(200, 'p'));
+    std::ostringstream out;
+    tf::cli::Style style;
+    style.width = 60;
+    tf::cli::print_tree(out, {e}, {}, style);
+    std::istringstream lines(out.str());
+    for (std::string line; std::getline(lines, line);) {
+        std::size_t cols = 0;
+        for (unsigned char ch : line) cols += (ch & 0xC0) != 0x80;
+        EXPECT_LE(cols, 60u) << line;
+    }
+}
+
+} // namespace

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// The configuration file: every kind of error names file, key and expectation.
+#include <gtest/gtest.h>
+
+#include <turtlefinder/options.hpp>
+
+#include <unistd.h>
+
+#include <fstream>
+
+namespace {
+
+namespace tf = turtlefinder;
+
+class Config : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/tf-config-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        path_ = dir_ + "/turtlefinder.json";
+    }
+    void TearDown() override {
+        ::unlink(path_.c_str());
+        ::rmdir(dir_.c_str());
+    }
+    void write(const std::string &text) { std::ofstream(path_) << text; }
+    // The error message load_config gives for `text` ("" when it succeeds).
+    std::string error_for(const std::string &text) {
+        write(text);
+        tf::Options o;
+        try {
+            tf::load_config(path_, o);
+        } catch (const std::runtime_error &e) {
+            return e.what();
+        }
+        return "";
+    }
+    std::string dir_, path_;
+};
+
+TEST_F(Config, ReadsEveryKey) {
+    write(R"({"plugin_dirs": ["/a", "/b"], "disabled_plugins": ["crio"], "workers": 7, "online_wait_ms": 1500,
+              "probe_timeout_ms": 300, "relist_interval_ms": 250, "containerd_skip_namespaces": ["moby", "x"],
+              "log_level": "debug", "plugin_settings": {"moby": {"k": "v"}}})");
+    tf::Options o;
+    auto file = tf::load_config(path_, o);
+    EXPECT_EQ(o.plugin_dirs, (std::vector<std::string>{"/a", "/b"}));
+    EXPECT_EQ(o.disabled_plugins, (std::set<std::string>{"crio"}));
+    EXPECT_EQ(o.workers, 7u);
+    EXPECT_EQ(o.online_wait.count(), 1500);
+    EXPECT_EQ(o.probe_timeout.count(), 300);
+    EXPECT_EQ(o.relist_interval.count(), 250);
+    EXPECT_EQ(o.plugin_settings["containerd"]["skip-namespaces"], "moby,x");
+    EXPECT_EQ(o.plugin_settings["moby"]["k"], "v");
+    EXPECT_EQ(file.log_level, "debug");
+}
+
+TEST_F(Config, TheShippedDefaultFileIsValid) {
+    const char *src = std::getenv("TF_SOURCE_ROOT");
+    ASSERT_NE(src, nullptr) << "TF_SOURCE_ROOT not set by meson";
+    tf::Options o;
+    EXPECT_NO_THROW(tf::load_config(std::string(src) + "/config/turtlefinder.json", o));
+    EXPECT_EQ(o.online_wait.count(), 2000);
+}
+
+TEST_F(Config, UnknownKeyIsNamed) {
+    auto e = error_for(R"({"workerz": 3})");
+    EXPECT_NE(e.find(path_), std::string::npos) << e;
+    EXPECT_NE(e.find("\"workerz\""), std::string::npos) << e;
+    EXPECT_NE(e.find("unknown key"), std::string::npos) << e;
+}
+
+TEST_F(Config, WrongTypeSaysWhatWasExpected) {
+    auto e = error_for(R"({"workers": "four"})");
+    EXPECT_NE(e.find("\"workers\""), std::string::npos) << e;
+    EXPECT_NE(e.find("expected an integer from 1 to 256"), std::string::npos) << e;
+    e = error_for(R"({"plugin_dirs": "/one"})");
+    EXPECT_NE(e.find("expected an array of strings"), std::string::npos) << e;
+    e = error_for(R"({"plugin_settings": {"moby": {"k": 1}}})");
+    EXPECT_NE(e.find("plugin_settings.moby.k"), std::string::npos) << e;
+}
+
+TEST_F(Config, BadValuesAreRefused) {
+    EXPECT_NE(error_for(R"({"workers": 0})").find("got 0"), std::string::npos);
+    EXPECT_NE(error_for(R"({"online_wait_ms": -5})").find("\"online_wait_ms\""), std::string::npos);
+    EXPECT_NE(error_for(R"({"log_level": "loud"})").find("expected one of"), std::string::npos);
+    EXPECT_NE(error_for(R"({"containerd_skip_namespaces": ["a,b"]})").find("without commas"), std::string::npos);
+}
+
+TEST_F(Config, BrokenFilesAreErrorsAndChangeNothing) {
+    EXPECT_NE(error_for("{not json").find("not valid JSON"), std::string::npos);
+    EXPECT_NE(error_for("[1, 2]").find("expected a JSON object"), std::string::npos);
+    write(R"({"workers": 9, "bogus": true})");
+    tf::Options o;
+    EXPECT_THROW(tf::load_config(path_, o), std::runtime_error);
+    EXPECT_EQ(o.workers, tf::Options{}.workers) << "a bad file must not half-apply";
+    EXPECT_THROW(tf::load_config(dir_ + "/missing.json", o), std::runtime_error);
+}
+
+} // namespace
