@@ -46,15 +46,19 @@ private:
 };
 
 // Reads one process's stat; nullopt if it vanished or cannot be parsed.
+// Unlike scan(), a zombie is returned (state 'Z'): the caller asked for it.
 std::optional<Process> read_process(const std::string &root, int pid);
 // Parses the content of /proc/PID/stat (exposed for tests and fuzzing).
+// PID, comm, state and PPID are required; starttime is 0 when a (hand-made)
+// line stops before it.
 std::optional<Process> parse_stat(std::string_view content);
 
 // The NSpid chain of /proc/PID/status: the PID in each PID namespace from the
-// outermost visible to the process's own. nullopt if unreadable.
+// outermost visible to the process's own. nullopt if unreadable or if the
+// status has no NSpid line (kernels before 4.1).
 std::optional<std::vector<int>> read_nspid(const std::string &root, int pid);
 std::optional<std::vector<int>> parse_nspid(std::string_view status_content);
-// Inode of /proc/PID/ns/pid; nullopt if unreadable.
+// Inode of /proc/PID/ns/pid (from its link text "pid:[N]"); nullopt if unreadable.
 std::optional<std::uint64_t> pid_namespace(const std::string &root, int pid);
 
 // Inodes of the sockets among the process's fds ("socket:[N]"), sorted, unique.
@@ -76,7 +80,12 @@ std::vector<UnixSocket> parse_net_unix(std::string_view content);
 // that root: absolute targets are re-rooted, ".." stops at the root, and at
 // most 40 links are followed. Returns root_dir + the resolved path, which
 // never leaves root_dir; nullopt on a loop or a non-directory in the middle.
-// A missing final component is not an error (the result names it).
+// A missing final component is not an error (the result names it); a
+// missing directory in the middle, or a relative `path`, gives nullopt.
+// Only lstat/readlink run, on paths below root_dir built here, so no link
+// below root_dir is ever followed by the kernel. The result is a path: a
+// process inside the root can still swap a directory for a link before the
+// caller uses it.
 std::optional<std::string> resolve_in_root(const std::string &root_dir, std::string_view path);
 
 } // namespace turtlefinder::procfs
