@@ -10,7 +10,6 @@
 #include <mutex>
 
 #include "lab.hpp"
-#include "log.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -34,7 +33,6 @@ class FinderDocker : public ::testing::Test {
 protected:
     void SetUp() override {
         TF_REQUIRE_ROOT();
-        if (const char *level = std::getenv("TF_LOG_LEVEL")) tf::set_log_level(level);
         if (!lab::which("dockerd")) TF_SKIP_OR_FAIL("dockerd is not installed");
         lab_ = std::make_unique<lab::Lab>("fdock");
         dockerd_ = std::make_unique<lab::Dockerd>(*lab_);

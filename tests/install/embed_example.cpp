@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+// The README's embedding example: list every container, nested engines included.
+#include <turtlefinder/finder.hpp>
+
+#include <iostream>
+
+int main() {
+    turtlefinder::Options options;
+    options.online_wait = std::chrono::seconds(3); // wait for engines' first sync
+    turtlefinder::Finder finder(options);          // loads the installed plugins
+
+    for (const auto &c : finder.containers()) {
+        const auto &prefix = c.engine->prefix;     // "" on the host, "outer/inner" nested
+        std::cout << (prefix.empty() ? "" : prefix + "/") << c.name
+                  << " pid=" << c.pid << (c.paused ? " paused" : "")
+                  << " engine=" << c.engine->type << " " << c.engine->api << '\n';
+    }
+    for (const auto &e : finder.engines())
+        std::cout << "engine " << e->type << " " << e->version << " pid=" << e->pid << '\n';
+}

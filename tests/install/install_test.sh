@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs the build into a staging DESTDIR, then, with nothing but the staged
+# files and pkg-config: the installed CLI runs and finds the installed plugins;
+# the README's embedding example compiles and runs; an out-of-tree detector
+# builds and loads from a drop-in directory.
+set -euo pipefail
+build=${TF_BUILD_ROOT:?} src=${TF_SOURCE_ROOT:?}
+stage=$(mktemp -d /tmp/tf-install-XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+meson install -C "$build" --destdir "$stage/root" --no-rebuild --quiet >/dev/null
+pc=$(dirname "$(find "$stage/root" -name turtlefinder.pc | head -n1)")
+[[ -f $pc/turtlefinder.pc && -f $pc/turtlefinder-plugin.pc ]] || fail "pkg-config files not installed"
+cli=$(find "$stage/root" -path '*/bin/turtlefinder' -type f | head -n1)
+[[ -x $cli ]] || fail "CLI not installed"
+libdir=$(dirname "$(find "$stage/root" -name 'libturtlefinder.so' | head -n1)")
+export LD_LIBRARY_PATH=$libdir
+export PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$stage/root
+unset TURTLEFINDER_PLUGIN_PATH
+
+# The installed CLI finds the installed plugins, with no flags.
+plugins=$("$cli" plugins)
+for p in moby containerd crio; do
+  grep -q "^$p " <<<"$plugins" || fail "installed CLI did not load plugin $p: $plugins"
+done
+grep -q "$stage/root" <<<"$plugins" || fail "plugins not loaded from the staged install: $plugins"
+grep -q "$build" <<<"$plugins" && fail "installed CLI loaded plugins from the build tree: $plugins"
+[[ -f $(find "$stage/root" -name turtlefinder.json | head -n1) ]] || fail "configuration not installed"
+
+# The README's embedding example is this file, and builds against the install.
+awk '/<!-- embed-example -->/{f=1;next} f&&/^```cpp/{g=1;next} g&&/^```/{exit} g' "$src/README.md" \
+  > "$stage/readme_example.cpp"
+diff -u "$src/tests/install/embed_example.cpp" "$stage/readme_example.cpp" \
+  || fail "README's embedding example differs from tests/install/embed_example.cpp"
+c++ -std=c++20 -Wall -Wextra -Werror "$stage/readme_example.cpp" -o "$stage/embed" \
+  $(pkg-config --cflags --libs turtlefinder)
+"$stage/embed" >"$stage/embed.out" || fail "embedding example failed"
+
+# An out-of-tree detector, built with the SDK's pkg-config alone, loads from a drop-in dir.
+mkdir -m 0755 "$stage/dropin"
+make -s -C "$src/tests/abi/example-plugin" OUT="$stage/dropin/example.so"
+"$cli" plugins --plugin-dir "$stage/dropin" | grep -q "^example " \
+  || fail "out-of-tree plugin not loaded from the drop-in directory"
+echo "install: ok"
