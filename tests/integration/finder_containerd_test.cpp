@@ -137,4 +137,45 @@ TEST_F(FinderContainerd, CrioStandInFoundByProcessName) {
     admin.remove_pod(pod);
 }
 
+TEST_F(FinderContainerd, CrashedContainerdIsPrunedFoundAgainAndResubscribed) {
+    containerd_ = std::make_unique<lab::Containerd>(*lab_);
+    const std::string api = containerd_->socket();
+    { // gRPC's process-wide poller (an epoll fd, an eventfd) is created on first use and kept until exit
+        tf::Finder warm_up(options());
+        warm_up.containers();
+    }
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(options());
+        containerd_->run_task("tfns", "before");
+        ASSERT_TRUE(tftest::eventually([&] { return find(finder, "tfns/before", api).has_value(); }, 4s));
+        int old_pid = containerd_->pid();
+
+        containerd_->crash_and_restart();
+        ASSERT_NE(containerd_->pid(), old_pid);
+        // The engine behind the old process is pruned, the new one found under its new PID.
+        EXPECT_TRUE(tftest::eventually(
+            [&] {
+                auto e = engine(finder, "containerd.io", api);
+                finder.containers();
+                return e && e->pid == containerd_->pid();
+            },
+            10s))
+            << "restarted containerd not found again";
+        for (auto &e : finder.engines())
+            if (same_api(e->api, api)) {
+                EXPECT_EQ(e->pid, containerd_->pid()) << "the dead engine was not pruned";
+            }
+        // The task survived the crash (its shim did), and one started after
+        // the restart is seen through the new event subscription.
+        EXPECT_TRUE(find(finder, "tfns/before", api).has_value());
+        containerd_->run_task("tfns", "after");
+        EXPECT_TRUE(tftest::eventually([&] { return find(finder, "tfns/after", api).has_value(); }, 2s))
+            << "a task started after the restart was not seen";
+        containerd_->kill_task("tfns", "after");
+        EXPECT_TRUE(tftest::eventually([&] { return !find(finder, "tfns/after", api).has_value(); }, 2s));
+    }
+    leaks.check();
+}
+
 } // namespace

@@ -84,8 +84,14 @@ Containerd::Containerd(const Lab &lab, ContainerdConfig config)
     }
     std::string config_path = lab_.write_file(config_.dir_name + "/config.toml", toml.str());
 
+    binary_ = binary;
+    config_path_ = config_path;
+    start();
+}
+
+void Containerd::start() {
     SpawnOptions spawn;
-    spawn.args = {binary, "--config", config_path};
+    spawn.args = {binary_, "--config", config_path_};
     spawn.log_path = dir_ + "/log";
     process_ = Process(spawn);
     if (!wait_listening(process_.pid(), socket_, config_.ready_timeout)) {
@@ -101,6 +107,11 @@ Containerd::Containerd(const Lab &lab, ContainerdConfig config)
             throw Error(config_.process_name + " does not answer on " + socket_ + ": " + tail);
         }
     }
+}
+
+void Containerd::crash_and_restart() {
+    process_.kill9();
+    start(); // same config and state: running tasks' shims survive and are reconnected
 }
 
 Containerd::~Containerd() { stop(); }

@@ -62,6 +62,10 @@ public:
     // Host PID of the task, 0 when it has none.
     pid_t task_pid(const std::string &ns, const std::string &id) const;
 
+    // SIGKILLs containerd (a crash) and starts it again on the same config and
+    // state, waiting until it answers; a new PID, the same socket.
+    void crash_and_restart();
+
     // Deletes every task and container of every namespace, stops containerd,
     // unmounts and removes its directory. Idempotent.
     void stop();
@@ -70,9 +74,11 @@ private:
     void import_archive(const std::string &ns, const std::string &rootfs, const std::string &image,
                         const std::vector<std::string> &cmd);
 
+    void start();
+
     const Lab &lab_;
     ContainerdConfig config_;
-    std::string dir_, socket_;
+    std::string dir_, socket_, binary_, config_path_;
     Process process_;
     std::vector<std::string> imported_;
     bool stopped_ = false;
