@@ -81,8 +81,19 @@ struct Finder::Impl {
     std::mutex discovery_mu;      // one discovery (scan, prune, discover, query) at a time
     mutable std::shared_mutex mu; // guards `watched` and `probed`
     std::vector<std::shared_ptr<Watched>> watched;
+    // An engine client a probe created, with the socket it talks to.
+    struct Probed {
+        std::shared_ptr<plugins::EngineClient> client;
+        std::uint64_t api_inode = 0;
+    };
     std::set<ProcessKey> probed;  // processes already examined by a detector
     discovery::Activation activation; // used by discoveries only (under discovery_mu)
+    struct PendingProbe {
+        ProcessKey process;
+        std::shared_ptr<const plugins::Plugin> plugin;
+        std::future<std::vector<Probed>> result;
+    };
+    std::vector<PendingProbe> pending_probes; // under discovery_mu
     mutable std::mutex stats_mu;
     Stats stats;
 
@@ -98,6 +109,10 @@ struct Finder::Impl {
     }
 
     ~Impl() {
+        // Probes end on their own (each socket bounded by probe_timeout); their
+        // engine clients are destroyed unwatched.
+        for (auto &p : pending_probes) p.result.wait();
+        pending_probes.clear();
         std::vector<std::shared_ptr<Watched>> all;
         {
             std::unique_lock lock(mu);
@@ -170,11 +185,6 @@ struct Finder::Impl {
         }
     }
 
-    struct Probed {
-        std::shared_ptr<plugins::EngineClient> client;
-        std::uint64_t api_inode = 0;
-    };
-
     // Probes one process's sockets with the plugin claiming it.
     std::vector<Probed> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
                               tf_probe_fn probe_fn, const std::vector<discovery::ApiSocket> &sockets) {
@@ -182,50 +192,31 @@ struct Finder::Impl {
             std::lock_guard lock(stats_mu);
             ++stats.probes;
         }
-        std::vector<std::string> paths;
-        for (auto &s : sockets) paths.push_back(s.reachable);
-        std::vector<const char *> cpaths;
-        for (auto &p : paths) cpaths.push_back(p.c_str());
-        std::vector<tf_label> settings;
-        auto it = options.plugin_settings.find(plugin->name());
-        if (it != options.plugin_settings.end())
-            for (auto &[k, v] : it->second) settings.push_back({k.c_str(), v.c_str()});
-
-        tf_probe_request req{};
-        req.struct_size = sizeof req;
-        req.pid = process.pid;
-        req.process_name = process.name.c_str();
-        req.n_api_paths = static_cast<std::uint32_t>(cpaths.size());
-        req.api_paths = cpaths.data();
-        req.timeout_ms = static_cast<std::int32_t>(options.probe_timeout.count());
-        req.n_settings = static_cast<std::uint32_t>(settings.size());
-        req.settings = settings.data();
-
-        struct Collected {
-            std::vector<tf_engine *> engines;
-        } collected;
-        tf_engine_sink sink{sizeof(tf_engine_sink), &collected, [](void *ctx, tf_engine *e) -> int {
-                                if (e == nullptr) return -EINVAL;
-                                static_cast<Collected *>(ctx)->engines.push_back(e);
-                                return 0;
-                            }};
-        tf_error err{};
+        // plugins::probe wraps the handed engines defensively: one lacking a
+        // v1 member is refused back to the plugin instead of being watched.
+        plugins::ProbeInput input;
+        input.pid = process.pid;
+        input.process_name = process.name;
+        for (auto &s : sockets) input.api_paths.push_back(s.reachable);
+        input.timeout = options.probe_timeout;
+        if (auto it = options.plugin_settings.find(plugin->name()); it != options.plugin_settings.end())
+            input.settings = it->second;
         probe_slots.acquire();
-        int rc = probe_fn(&req, &sink, &err);
+        auto outcome = plugins::probe(plugin, probe_fn, input);
         probe_slots.release();
         std::vector<Probed> clients;
-        for (auto *e : collected.engines) {
-            Probed p{std::make_shared<plugins::EngineClient>(e, plugin), 0};
+        for (auto &e : outcome.engines) {
+            Probed p{std::shared_ptr<plugins::EngineClient>(std::move(e)), 0};
             for (const auto &s : sockets)
                 if (s.reachable == p.client->identity().api) p.api_inode = s.inode;
             clients.push_back(std::move(p));
         }
-        if (rc < 0)
+        if (!outcome.result.ok())
             log().debug("plugin \"{}\" probing {} (PID {}): {}", plugin->name(), process.name, process.pid,
-                        err.message);
+                        outcome.result.message);
         else if (clients.empty())
             log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
-                        process.pid, paths.size());
+                        process.pid, input.api_paths.size());
         return clients;
     }
 
@@ -299,13 +290,16 @@ struct Finder::Impl {
         }
         // Probe new processes in parallel (bounded by probe_slots) while
         // activators are looked at; then wait for every new engine's first
-        // sync — all of it within one online_wait.
-        std::vector<std::future<std::vector<Probed>>> probes;
+        // sync — all of it within one online_wait. A probe still running at
+        // the deadline (an engine with many slow sockets) is harvested by a
+        // later discovery rather than stalling this one.
         for (auto &c : candidates)
-            probes.push_back(std::async(std::launch::async, [this, &c] {
-                auto sockets = discovery::listening_sockets_of(options.procfs_root, c.process->pid);
-                return probe(*c.process, c.plugin, c.plugin->detector()->probe, sockets);
-            }));
+            pending_probes.push_back(
+                {{c.process->pid, c.process->starttime}, c.plugin,
+                 std::async(std::launch::async, [this, process = *c.process, plugin = c.plugin] {
+                     auto sockets = discovery::listening_sockets_of(options.procfs_root, process.pid);
+                     return probe(process, plugin, plugin->detector()->probe, sockets);
+                 })});
         std::vector<std::shared_ptr<Watched>> fresh;
         auto reads_before = activation.socket_reads();
         for (auto &service : activation.activate(table, registry, watched_inodes, deadline)) {
@@ -325,14 +319,20 @@ struct Finder::Impl {
             std::lock_guard lock(stats_mu);
             stats.activator_socket_reads += activation.socket_reads() - reads_before;
         }
-        for (std::size_t i = 0; i < candidates.size(); ++i) {
-            ProcessKey key{candidates[i].process->pid, candidates[i].process->starttime};
-            for (auto &found : probes[i].get()) {
+        for (auto it = pending_probes.begin(); it != pending_probes.end();) {
+            if (it->result.wait_until(deadline) != std::future_status::ready) {
+                log().debug("probing PID {} with plugin \"{}\" outlasts this discovery", it->process.pid,
+                            it->plugin->name());
+                ++it;
+                continue;
+            }
+            for (auto &found : it->result.get()) {
                 log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"",
                            found.client->identity().type, found.client->identity().api,
-                           found.client->identity().version, key.pid, candidates[i].plugin->name());
-                fresh.push_back(start_watch(std::move(found), key, key.pid, false));
+                           found.client->identity().version, it->process.pid, it->plugin->name());
+                fresh.push_back(start_watch(std::move(found), it->process, it->process.pid, false));
             }
+            it = pending_probes.erase(it);
         }
         if (fresh.empty()) return;
         for (auto &w : fresh) {

@@ -24,8 +24,9 @@ bool eventually(const std::function<bool()> &condition,
                 std::chrono::milliseconds deadline = std::chrono::seconds(5),
                 std::chrono::milliseconds step = std::chrono::milliseconds(10));
 
-// Snapshot of fds and threads; check() expects both back to where they were
-// (threads may take a moment to be reaped, so it polls briefly).
+// Snapshot of fds and threads, taken once the counts are steady; check()
+// expects neither to have grown (threads may take a moment to be reaped, so
+// it polls briefly).
 class LeakGuard {
 public:
     LeakGuard();
