@@ -304,12 +304,20 @@ struct Finder::Impl {
         auto reads_before = activation.socket_reads();
         for (auto &service : activation.activate(table, registry, watched_inodes, deadline)) {
             ProcessKey key{service.service.pid, service.service.starttime};
+            {
+                // The service may also be claimed by a detector (a podman that
+                // runs on its own): it is examined here, not probed again.
+                std::unique_lock lock(mu);
+                probed.insert(key);
+            }
+            if (watched_inodes.contains(service.socket.inode)) continue;
             for (auto &found : probe(service.service, service.plugin, service.plugin->activated_engine()->probe,
                                      {service.socket})) {
                 found.api_inode = service.socket.inode;
                 log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"",
                            found.client->identity().type, found.client->identity().api,
                            found.client->identity().version, key.pid, service.activator_pid, service.plugin->name());
+                watched_inodes.insert(service.socket.inode);
                 fresh.push_back(start_watch(std::move(found), key, service.activator_pid, true));
             }
             std::lock_guard lock(stats_mu);
@@ -327,6 +335,11 @@ struct Finder::Impl {
                 continue;
             }
             for (auto &found : it->result.get()) {
+                if (found.api_inode != 0 && !watched_inodes.insert(found.api_inode).second) {
+                    log().debug("\"{}\" is already watched (socket inode {})", found.client->identity().api,
+                                found.api_inode);
+                    continue; // e.g. a service this discovery activated, also claimed by a detector
+                }
                 log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"",
                            found.client->identity().type, found.client->identity().api,
                            found.client->identity().version, it->process.pid, it->plugin->name());

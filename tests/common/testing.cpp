@@ -61,6 +61,24 @@ static std::pair<int, int> settled_counts() {
     return counts;
 }
 
+// "fd -> target" lines, to name what leaked.
+static std::string describe_fds() {
+    std::string out;
+    DIR *d = ::opendir("/proc/self/fd");
+    if (d == nullptr) return out;
+    while (dirent *e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        char target[512];
+        std::string link = std::string("/proc/self/fd/") + e->d_name;
+        ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+        if (n < 0) continue;
+        target[n] = '\0';
+        out += std::string("  ") + e->d_name + " -> " + target + "\n";
+    }
+    ::closedir(d);
+    return out;
+}
+
 LeakGuard::LeakGuard() {
     std::tie(fds_, threads_) = settled_counts();
 }
@@ -69,7 +87,7 @@ void LeakGuard::check() const {
     // A leak is growth; fewer than before means earlier work finished winding down.
     eventually([&] { return open_fd_count() <= fds_ && thread_count() <= threads_; },
                std::chrono::seconds(3));
-    EXPECT_LE(open_fd_count(), fds_) << "fds leaked";
+    EXPECT_LE(open_fd_count(), fds_) << "fds leaked; open now:\n" << describe_fds();
     EXPECT_LE(thread_count(), threads_) << "threads leaked";
 }
 

@@ -121,6 +121,12 @@ std::vector<ActivatedService> Activation::activate(const procfs::ProcessTable &t
             if (watched.contains(socket.inode) || a.handled.contains(socket.inode)) continue;
             auto plugin = registry.activated_engine_for_socket(socket.path);
             if (!plugin) continue;
+            if (std::chrono::steady_clock::now() >= deadline) {
+                // An earlier socket used up this discovery's time: this one has
+                // not been tried, so it is not given up on either.
+                a.dirty = true;
+                break;
+            }
             a.handled.insert(socket.inode);
             const tf_activated_engine *ext = plugin->activated_engine();
             if (!poke(socket.reachable, deadline)) {

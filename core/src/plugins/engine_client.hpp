@@ -2,9 +2,12 @@
 // The host's C++ view of one tf_engine: RAII, errors as results.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <turtlefinder/model.hpp>
 #include <turtlefinder/plugin.h>
@@ -58,5 +61,24 @@ private:
     std::shared_ptr<const Plugin> plugin_;
     Engine identity_;
 };
+
+// What a probe is asked about (the C request is built from it for the call).
+struct ProbeInput {
+    int pid = 0;
+    std::string process_name;
+    std::vector<std::string> api_paths; // reachable from here
+    std::chrono::milliseconds timeout{1000};
+    std::map<std::string, std::string> settings;
+};
+
+struct ProbeOutcome {
+    CallResult result; // code = number of engines on success
+    std::vector<std::unique_ptr<EngineClient>> engines;
+};
+
+// Runs `probe` (the plugin's detector or activated-engine probe) and wraps
+// each engine it hands over. Engines whose tf_engine lacks a v1 member are
+// refused back to the plugin (which destroys them) with a warning.
+ProbeOutcome probe(const std::shared_ptr<const Plugin> &plugin, tf_probe_fn probe, const ProbeInput &input);
 
 } // namespace turtlefinder::plugins

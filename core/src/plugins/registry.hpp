@@ -27,6 +27,8 @@ public:
     virtual const tf_activated_engine *activated_engine() const = 0;
 };
 
+// Loading (load_*, add) is not thread-safe; once loaded, the const lookups
+// may run from any number of threads.
 class Registry {
 public:
     Registry();
@@ -54,11 +56,26 @@ public:
     std::shared_ptr<const Plugin> activated_engine_for_socket(std::string_view socket_path) const;
     // Every process name any detector, activator or activated engine claims.
     std::set<std::string, std::less<>> claimed_process_names() const;
+    // The loaded plugin called `name`, or null.
+    std::shared_ptr<const Plugin> find(std::string_view name) const;
 
 private:
+    // Validates, initialises and registers a descriptor; `library` (null for
+    // in-memory entries) keeps its shared object mapped.
+    bool admit(const tf_plugin_descriptor *descriptor, const std::string &file,
+               std::shared_ptr<void> library, const std::set<std::string> &disabled);
+    bool refuse(const std::string &file, const std::string &name, const std::string &reason);
+
     std::vector<std::shared_ptr<const Plugin>> plugins_;
     std::vector<PluginStatus> statuses_;
+    std::set<std::string> loaded_files_; // canonical paths, so a file seen twice loads once
 };
+
+// Checks that a plugin file (and the directories it sits in) could only have
+// been put there by root: owned by root, writable by no group or other. Only
+// enforced when running as root, as sudo does for its plugins. Returns the
+// reason for refusal, or an empty string.
+std::string insecure_reason(const std::string &path);
 
 // Directories searched when Options::default_plugin_dirs is set: the build
 // tree's plugin folders when running from it, else the installed folder; plus

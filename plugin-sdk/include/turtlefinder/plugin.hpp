@@ -24,6 +24,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <concepts>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -39,7 +40,9 @@ namespace turtlefinder::sdk {
 // Thrown by plugin code to fail a call with a specific negative errno.
 class Error : public std::runtime_error {
 public:
-    Error(int code, const std::string &message) : std::runtime_error(message), code_(code < 0 ? code : -code) {}
+    // A zero code would read as success across the ABI: it becomes -EIO.
+    Error(int code, const std::string &message)
+        : std::runtime_error(message), code_(code < 0 ? code : (code > 0 ? -code : -EIO)) {}
     int code() const noexcept { return code_; }
 
 private:
@@ -121,7 +124,8 @@ inline const tf_host *&host_slot() noexcept {
 
 inline void log(tf_log_level level, const std::string &message) noexcept {
     const tf_host *host = detail::host_slot();
-    if (host != nullptr && host->log != nullptr) host->log(host->ctx, level, message.c_str());
+    if (host != nullptr && TF_HAS_MEMBER(host, tf_host, log) && host->log != nullptr)
+        host->log(host->ctx, level, message.c_str());
 }
 
 namespace detail {
