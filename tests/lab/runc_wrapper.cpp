@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// An OCI runtime wrapper for engines started by the lab: some hosts (VMs,
+// nested containers) lack CAP_SYS_RESOURCE in their bounding set, and runc
+// fails with "unable to apply caps" when a privileged container or an exec
+// asks for it. This removes CAP_SYS_RESOURCE from the bundle's config.json
+// (create/run) or the --process JSON (exec), then runs runc with the same
+// arguments. Harmless where the capability exists.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+namespace json = boost::json;
+
+namespace {
+
+void strip_caps(json::value *caps) {
+    if (caps == nullptr || !caps->is_object()) return;
+    for (auto &set : caps->get_object()) {
+        if (!set.value().is_array()) continue;
+        auto &arr = set.value().get_array();
+        for (auto it = arr.begin(); it != arr.end();) {
+            if (it->is_string() && it->get_string() == "CAP_SYS_RESOURCE")
+                it = arr.erase(it);
+            else
+                ++it;
+        }
+    }
+}
+
+// Rewrites `path` with CAP_SYS_RESOURCE removed; `in_process` says the file
+// is a process object (exec) rather than a whole config (create).
+void rewrite(const std::string &path, bool is_process) {
+    std::ifstream in(path);
+    if (!in) return;
+    std::stringstream text;
+    text << in.rdbuf();
+    json::error_code ec;
+    json::value v = json::parse(text.str(), ec);
+    if (ec || !v.is_object()) return;
+    json::value *process = is_process ? &v : v.get_object().if_contains("process");
+    if (process == nullptr || !process->is_object()) return;
+    strip_caps(process->get_object().if_contains("capabilities"));
+    std::ofstream out(path, std::ios::trunc);
+    out << json::serialize(v);
+}
+
+std::string find_runc() {
+    if (const char *r = std::getenv("TF_LAB_RUNC"); r != nullptr && *r != '\0') return r;
+    std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
+    path += ":/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin";
+    std::stringstream dirs(path);
+    std::string d;
+    while (std::getline(dirs, d, ':'))
+        if (!d.empty() && ::access((d + "/runc").c_str(), X_OK) == 0) return d + "/runc";
+    return "runc";
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    std::string command;
+    std::string bundle = ".", process;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string &a = args[i];
+        if (command.empty() && (a == "create" || a == "run" || a == "exec")) {
+            command = a;
+            continue;
+        }
+        if (command.empty()) continue;
+        auto value = [&](const char *long_name, const char *short_name, std::string &out) {
+            std::string eq = std::string(long_name) + "=";
+            if ((a == long_name || a == short_name) && i + 1 < args.size())
+                out = args[i + 1];
+            else if (a.rfind(eq, 0) == 0)
+                out = a.substr(eq.size());
+        };
+        value("--bundle", "-b", bundle);
+        value("--process", "-p", process);
+    }
+    if (command == "create" || command == "run") rewrite(bundle + "/config.json", false);
+    if (command == "exec" && !process.empty()) rewrite(process, true);
+    std::string runc = find_runc();
+    argv[0] = runc.data();
+    ::execv(runc.c_str(), argv);
+    std::perror("exec runc");
+    return 127;
+}
