@@ -13,16 +13,6 @@ namespace turtlefinder::plugins::containerd {
 
 namespace gc = turtlefinder::grpc_client;
 
-namespace {
-
-bool ends_with(const std::string &s, const std::string &suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-void plugin_log(tf_log_level level, const std::string &message) { sdk::log(level, message); }
-
-} // namespace
-
 struct Plugin {
     static constexpr const char *name = "containerd";
     static constexpr const char *version = "0.1.0";
@@ -37,7 +27,7 @@ struct Plugin {
             skip = gc::split_list(it->second);
         for (const auto &path : request.api_paths) {
             // The ttrpc socket speaks a different protocol (shims use it).
-            if (ends_with(path, ".ttrpc")) continue;
+            if (path.ends_with(".ttrpc")) continue;
             auto version = gc::probe_containerd(path, request.timeout);
             if (!version) {
                 sdk::log(TF_LOG_DEBUG, "containerd " + std::to_string(request.pid) + ": " + path +
@@ -50,7 +40,7 @@ struct Plugin {
             options.version = *version;
             options.timeout = request.timeout;
             options.skip_namespaces = skip;
-            options.log = plugin_log;
+            options.log = sdk::log;
             engines.push_back(gc::make_containerd_client(std::move(options)));
             if (auto cri = gc::probe_cri(path, request.timeout)) {
                 gc::CriOptions cri_options;
@@ -59,7 +49,7 @@ struct Plugin {
                 cri_options.flavor = "containerd.io";
                 cri_options.version = *cri;
                 cri_options.timeout = request.timeout;
-                cri_options.log = plugin_log;
+                cri_options.log = sdk::log;
                 engines.push_back(gc::make_cri_client(std::move(cri_options)));
             }
             break; // one API socket per engine process

@@ -10,16 +10,6 @@ namespace turtlefinder::plugins::crio {
 
 namespace gc = turtlefinder::grpc_client;
 
-namespace {
-
-bool ends_with(const std::string &s, const std::string &suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-void plugin_log(tf_log_level level, const std::string &message) { sdk::log(level, message); }
-
-} // namespace
-
 struct Plugin {
     static constexpr const char *name = "crio";
     static constexpr const char *version = "0.1.0";
@@ -29,7 +19,7 @@ struct Plugin {
     static sdk::Engines probe(const sdk::ProbeRequest &request) {
         sdk::Engines engines;
         for (const auto &path : request.api_paths) {
-            if (ends_with(path, ".ttrpc")) continue; // never a CRI endpoint
+            if (path.ends_with(".ttrpc")) continue; // never a CRI endpoint
             auto version = gc::probe_cri(path, request.timeout);
             if (!version) {
                 sdk::log(TF_LOG_DEBUG, "crio " + std::to_string(request.pid) + ": " + path +
@@ -42,7 +32,7 @@ struct Plugin {
             options.flavor = "cri-o.io";
             options.version = *version;
             options.timeout = request.timeout;
-            options.log = plugin_log;
+            options.log = sdk::log;
             engines.push_back(gc::make_cri_client(std::move(options)));
             break; // one CRI endpoint per engine process
         }

@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <map>
@@ -93,6 +94,7 @@ namespace {
 
 constexpr const char *sync_topic = "/turtlefinder/subscribed";
 constexpr const char *sync_type = "turtlefinder.io/subscribed";
+constexpr std::chrono::milliseconds marker_retry{50};
 
 class ContainerdClient final : public sdk::EngineClient {
 public:
@@ -175,14 +177,24 @@ public:
         // only proof that the subscription stands is an event coming through
         // it: publish a marker and wait for it. Events before it are kept and
         // delivered after subscribed(), as the ABI asks.
+        // The stream makes progress only while its queue is polled, so the
+        // first marker usually reaches containerd before the subscription
+        // does and is lost: publish it again every marker_retry until it
+        // comes back (or the timeout passes).
         std::string token = random_token();
         bool marker_sent = publish_marker(token);
         std::vector<cd_events::Envelope> early;
-        auto until = std::chrono::system_clock::now() + options_.timeout;
+        const auto until = std::chrono::system_clock::now() + options_.timeout;
+        auto republish = std::chrono::system_clock::now() + marker_retry;
         while (marker_sent) {
             cd_events::Envelope envelope;
-            auto r = stream.next(envelope, until);
+            auto r = stream.next(envelope, std::min(until, republish));
             if (r == StreamReader<cd_events::Envelope>::Next::timeout) {
+                if (std::chrono::system_clock::now() < until) {
+                    publish_marker(token);
+                    republish = std::chrono::system_clock::now() + marker_retry;
+                    continue;
+                }
                 log(TF_LOG_DEBUG, "subscription marker did not come back in time; assuming subscribed");
                 break;
             }
