@@ -41,7 +41,6 @@ namespace turtlefinder::clients::docker {
 namespace {
 
 constexpr std::size_t header_limit = 64u << 10;
-constexpr std::size_t error_body_limit = 64u << 10;
 
 // One HTTP connection with its own io_context, driven by the calling thread:
 // a call runs the context until its operation completes or its deadline

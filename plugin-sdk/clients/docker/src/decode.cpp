@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <string_view>
 
 namespace json = boost::json;
 
@@ -236,7 +237,11 @@ bool JsonStreamSplitter::feed(std::string_view bytes, const std::function<bool(j
         json::error_code ec;
         std::size_t n = s.parser.write_some(bytes.data(), bytes.size(), ec);
         if (ec) return fail("invalid JSON (" + ec.message() + ")");
-        s.pending += n;
+        std::size_t counted = n;
+        if (s.parser.done()) // write_some also consumed the whitespace after the object: not part of it
+            while (counted > 0 && std::string_view(" \t\r\n").find(bytes[counted - 1]) != std::string_view::npos)
+                --counted;
+        s.pending += counted;
         bytes.remove_prefix(n);
         if (s.pending > s.max) return fail("event object larger than " + std::to_string(s.max) + " bytes");
         if (s.parser.done()) {
