@@ -158,6 +158,26 @@ TEST_F(Cli, WatchPrintsAStartedContainerAndEndsCleanlyOnSigterm) {
     dockerd_->docker_ok({"rm", "-f", id});
 }
 
+TEST_F(Cli, SocketsShowsEveryEnginesListeningPaths) {
+    auto r = lab::run({cli(), "sockets"}, {}, 60s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // Each process is a line "PID name", its sockets indented below it.
+    std::map<pid_t, std::string> blocks;
+    pid_t current = 0;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.empty() && line[0] != ' ') current = std::stoi(line);
+        blocks[current] += line + "\n";
+    }
+    auto block_of = [&](pid_t pid) { return blocks[pid]; };
+    std::string dockerd = block_of(dockerd_->pid());
+    EXPECT_NE(dockerd.find("dockerd"), std::string::npos) << r.out;
+    EXPECT_NE(dockerd.find(dockerd_->socket()), std::string::npos) << dockerd;
+    std::string containerd = block_of(containerd_->pid());
+    EXPECT_NE(containerd.find(containerd_->socket() + "  "), std::string::npos) << containerd;
+    EXPECT_NE(containerd.find(containerd_->socket() + ".ttrpc"), std::string::npos) << containerd;
+}
+
 TEST_F(Cli, ExitCodes) {
     EXPECT_EQ(lab::run({cli(), "--no-such-flag"}).exit_code, 2);
     EXPECT_EQ(lab::run({cli(), "frobnicate"}).exit_code, 2);
