@@ -91,9 +91,19 @@ struct Finder::Impl {
     struct PendingProbe {
         ProcessKey process;
         std::shared_ptr<const plugins::Plugin> plugin;
+        bool retry; // of a process that had no engine before: never waited for
         std::future<std::vector<Probed>> result;
     };
     std::vector<PendingProbe> pending_probes; // under discovery_mu
+    // Processes whose probe found no engine are probed again after a growing
+    // delay: an engine caught while starting (no socket yet, or not answering
+    // yet) must not be ignored for the Finder's lifetime. Under discovery_mu.
+    struct Retry {
+        std::chrono::steady_clock::time_point next;
+        std::chrono::milliseconds delay{0};
+    };
+    std::map<ProcessKey, Retry> fruitless;
+    static constexpr std::chrono::milliseconds first_retry{2000}, max_retry{60000};
     mutable std::mutex stats_mu;
     Stats stats;
 
@@ -167,6 +177,7 @@ struct Finder::Impl {
                 const auto *p = table.find(k.pid);
                 return p == nullptr || p->starttime != k.starttime;
             });
+            std::erase_if(fruitless, [&](const auto &entry) { return !probed.contains(entry.first); });
             std::erase_if(watched, [&](const std::shared_ptr<Watched> &w) {
                 const auto *p = table.find(w->process.pid);
                 bool gone = p == nullptr || p->starttime != w->process.starttime;
@@ -273,20 +284,31 @@ struct Finder::Impl {
         struct Candidate {
             const procfs::Process *process;
             std::shared_ptr<const plugins::Plugin> plugin;
+            bool retry;
         };
         std::vector<Candidate> candidates;
-        std::set<std::uint64_t> watched_inodes;
+        std::set<std::uint64_t> watched_inodes; // sockets some engine client already talks to
+        // One socket may carry several APIs (containerd: native and CRI), so
+        // an engine is a duplicate only if its socket and its type both match.
+        std::set<std::pair<std::uint64_t, std::string>> watched_apis;
         {
             std::unique_lock lock(mu);
             for (const auto &[pid, p] : table.processes()) {
                 auto plugin = registry.detector_for(p.name);
                 if (!plugin) continue;
                 ProcessKey key{pid, p.starttime};
-                if (!probed.insert(key).second) continue;
-                candidates.push_back({&p, std::move(plugin)});
+                bool retry = !probed.insert(key).second;
+                if (retry) {
+                    auto due = fruitless.find(key);
+                    if (due == fruitless.end() || std::chrono::steady_clock::now() < due->second.next) continue;
+                }
+                candidates.push_back({&p, std::move(plugin), retry});
             }
             for (const auto &w : watched)
-                if (w->api_inode != 0) watched_inodes.insert(w->api_inode);
+                if (w->api_inode != 0) {
+                    watched_inodes.insert(w->api_inode);
+                    watched_apis.emplace(w->api_inode, w->engine->type);
+                }
         }
         // Probe new processes in parallel (bounded by probe_slots) while
         // activators are looked at; then wait for every new engine's first
@@ -295,7 +317,7 @@ struct Finder::Impl {
         // later discovery rather than stalling this one.
         for (auto &c : candidates)
             pending_probes.push_back(
-                {{c.process->pid, c.process->starttime}, c.plugin,
+                {{c.process->pid, c.process->starttime}, c.plugin, c.retry,
                  std::async(std::launch::async, [this, process = *c.process, plugin = c.plugin] {
                      auto sockets = discovery::listening_sockets_of(options.procfs_root, process.pid);
                      return probe(process, plugin, plugin->detector()->probe, sockets);
@@ -318,6 +340,7 @@ struct Finder::Impl {
                            found.client->identity().type, found.client->identity().api,
                            found.client->identity().version, key.pid, service.activator_pid, service.plugin->name());
                 watched_inodes.insert(service.socket.inode);
+                watched_apis.emplace(service.socket.inode, found.client->identity().type);
                 fresh.push_back(start_watch(std::move(found), key, service.activator_pid, true));
             }
             std::lock_guard lock(stats_mu);
@@ -328,14 +351,25 @@ struct Finder::Impl {
             stats.activator_socket_reads += activation.socket_reads() - reads_before;
         }
         for (auto it = pending_probes.begin(); it != pending_probes.end();) {
-            if (it->result.wait_until(deadline) != std::future_status::ready) {
+            auto until = it->retry ? std::chrono::steady_clock::now() : deadline;
+            if (it->result.wait_until(until) != std::future_status::ready) {
                 log().debug("probing PID {} with plugin \"{}\" outlasts this discovery", it->process.pid,
                             it->plugin->name());
                 ++it;
                 continue;
             }
-            for (auto &found : it->result.get()) {
-                if (found.api_inode != 0 && !watched_inodes.insert(found.api_inode).second) {
+            auto found_engines = it->result.get();
+            if (found_engines.empty()) {
+                auto &retry = fruitless[it->process];
+                retry.delay = std::min(retry.delay == std::chrono::milliseconds(0) ? first_retry : retry.delay * 2,
+                                       max_retry);
+                retry.next = std::chrono::steady_clock::now() + retry.delay;
+            } else {
+                fruitless.erase(it->process);
+            }
+            for (auto &found : found_engines) {
+                if (found.api_inode != 0 &&
+                    !watched_apis.emplace(found.api_inode, found.client->identity().type).second) {
                     log().debug("\"{}\" is already watched (socket inode {})", found.client->identity().api,
                                 found.api_inode);
                     continue; // e.g. a service this discovery activated, also claimed by a detector

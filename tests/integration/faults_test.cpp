@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: Apache-2.0
+// Faults on real engines: a containerd killed with SIGKILL and restarted
+// while Docker keeps changing; misbehaving sockets under engine names (test
+// doubles) next to real engines; a thousand Finder lifecycles without a leak.
+#include <gtest/gtest.h>
+
+#include <turtlefinder/finder.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "containerd.hpp"
+#include "lab.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace tf = turtlefinder;
+namespace lab = turtlefinder::lab;
+using Clock = std::chrono::steady_clock;
+
+bool ends_with(const std::string &s, const std::string &suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::shared_ptr<const tf::Engine> engine_at(tf::Finder &f, const std::string &type, const std::string &socket) {
+    for (auto &e : f.engines())
+        if (e->type == type && ends_with(e->api, socket)) return e;
+    return nullptr;
+}
+
+// Ids of the containers `f` reports for the engine at `socket`, with their paused state.
+std::map<std::string, bool> view_of(const std::vector<tf::Container> &all, const std::string &type,
+                                    const std::string &socket) {
+    std::map<std::string, bool> out;
+    for (const auto &c : all)
+        if (c.engine && c.engine->type == type && ends_with(c.engine->api, socket)) out[c.id] = c.paused;
+    return out;
+}
+
+std::set<std::string> words(const std::string &text) {
+    std::set<std::string> out;
+    std::istringstream in(text);
+    for (std::string w; in >> w;) out.insert(w);
+    return out;
+}
+
+long long ms_since(Clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+class Faults : public ::testing::Test {
+protected:
+    void SetUp() override {
+        TF_REQUIRE_ROOT();
+        for (const char *program : {"dockerd", "docker", "containerd", "ctr", "runc", "containerd-shim-runc-v2"})
+            if (!lab::which(program)) TF_SKIP_OR_FAIL(std::string(program) + " is not installed");
+        lab_ = std::make_unique<lab::Lab>("faults");
+    }
+    void TearDown() override {
+        containerd_.reset();
+        dockerd_.reset();
+        lab_.reset();
+    }
+    void start_engines() {
+        dockerd_ = std::make_unique<lab::Dockerd>(*lab_);
+        dockerd_->import_busybox();
+        lab::ContainerdConfig config;
+        config.cri = false;
+        containerd_ = std::make_unique<lab::Containerd>(*lab_, config);
+        containerd_->import_busybox(ns);
+    }
+    static tf::Options options() {
+        tf::Options o;
+        o.online_wait = 5s;
+        o.probe_timeout = 1s;
+        o.backoff_min = 50ms;
+        o.backoff_max = 500ms;
+        return o;
+    }
+    // gRPC keeps a process-wide poller (an epoll fd, an eventfd) from its first
+    // use until exit: create it before any leak baseline.
+    static void warm_up() {
+        tf::Finder f(options());
+        f.containers();
+    }
+
+    // runc state of a containerd namespace is shared host-wide (/run/containerd/runc/NS):
+    // a namespace of these tests' own keeps their task ids clear of other tests'.
+    const std::string ns = "tf-faults";
+    std::unique_ptr<lab::Lab> lab_;
+    std::unique_ptr<lab::Dockerd> dockerd_;
+    std::unique_ptr<lab::Containerd> containerd_;
+};
+
+// --- 1. SIGKILL mid-stream -------------------------------------------------
+
+TEST_F(Faults, ContainerdKilledAndRestartedWhileDockerChurns) {
+    start_engines();
+    warm_up();
+    const std::string csock = containerd_->socket();
+    const auto test_start = Clock::now();
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(options());
+        finder.containers();
+        ASSERT_TRUE(engine_at(finder, "docker.com", dockerd_->socket()));
+        ASSERT_TRUE(engine_at(finder, "containerd.io", csock));
+
+        std::mutex mu;
+        std::map<std::string, std::vector<tf::EventKind>> docker_events; // by container id, in order
+        int handle = finder.subscribe([&](const tf::Event &e) {
+            if (!e.engine || e.engine->type != "docker.com" || !ends_with(e.engine->api, dockerd_->socket())) return;
+            std::lock_guard lock(mu);
+            docker_events[e.container.id].push_back(e.kind);
+        });
+        containerd_->run_task(ns, "before");
+        ASSERT_TRUE(tftest::eventually(
+            [&] { return view_of(finder.containers(), "containerd.io", csock).count(ns + "/before"); }, 4s));
+
+        // Docker churns in the background for the whole outage: every
+        // container it starts, and every other one it removes again.
+        std::atomic<bool> stop{false};
+        std::atomic<int> churn_errors{0};
+        std::vector<std::string> started, removed;
+        std::thread churn([&] {
+            for (int i = 0; !stop || i < 6; ++i) {
+                try {
+                    auto id = dockerd_->run_container({"--name", "churn" + std::to_string(i)});
+                    started.push_back(id);
+                    if (i % 2 == 1) {
+                        dockerd_->docker_ok({"rm", "-f", started[started.size() - 2]});
+                        removed.push_back(started[started.size() - 2]);
+                    }
+                } catch (const std::exception &e) {
+                    ++churn_errors;
+                    ADD_FAILURE() << "docker churn: " << e.what();
+                    return;
+                }
+            }
+        });
+
+        // Joins the churn on every way out, failed assertions and exceptions included.
+        std::shared_ptr<void> join_churn(nullptr, [&](void *) {
+            stop = true;
+            if (churn.joinable()) churn.join();
+        });
+
+        const int old_pid = containerd_->pid();
+        containerd_->process().kill9();
+        // The dead engine is pruned by the next discovery.
+        EXPECT_TRUE(tftest::eventually(
+            [&] {
+                finder.containers();
+                return !engine_at(finder, "containerd.io", csock);
+            },
+            5s))
+            << "killed containerd still watched";
+        // Keep discovering during the outage (Docker must be unaffected).
+        auto during = dockerd_->run_container({"--name", "during-outage"});
+        EXPECT_TRUE(tftest::eventually(
+            [&] { return view_of(finder.containers(), "docker.com", dockerd_->socket()).count(during) == 1; }, 3s))
+            << "a Docker container started while containerd was down was not seen";
+        EXPECT_FALSE(engine_at(finder, "containerd.io", csock));
+        containerd_->crash_and_restart();
+        ASSERT_NE(containerd_->pid(), old_pid);
+        EXPECT_TRUE(tftest::eventually(
+            [&] {
+                finder.containers();
+                auto e = engine_at(finder, "containerd.io", csock);
+                return e && e->pid == containerd_->pid();
+            },
+            10s))
+            << "restarted containerd not found again";
+        // Re-subscribed: a task started after the restart is seen live.
+        containerd_->run_task(ns, "after");
+        EXPECT_TRUE(tftest::eventually(
+            [&] { return view_of(finder.containers(), "containerd.io", csock).count(ns + "/after"); }, 3s))
+            << "a task started after the restart was not seen";
+        EXPECT_TRUE(view_of(finder.containers(), "containerd.io", csock).count(ns + "/before"))
+            << "the task that survived the crash is missing";
+
+        join_churn.reset();
+        ASSERT_EQ(churn_errors.load(), 0);
+        ASSERT_GE(started.size(), 6u);
+
+        // Docker's view equals what dockerd itself says, and every change was an event.
+        auto want = words(dockerd_->docker_ok({"ps", "-q", "--no-trunc"}));
+        std::map<std::string, bool> seen;
+        EXPECT_TRUE(tftest::eventually(
+            [&] {
+                seen = view_of(finder.containers(), "docker.com", dockerd_->socket());
+                std::set<std::string> ids;
+                for (auto &[id, paused] : seen) ids.insert(id);
+                return ids == want;
+            },
+            3s))
+            << "Docker view differs from docker ps after the outage";
+        finder.unsubscribe(handle);
+        std::lock_guard lock(mu);
+        std::set<std::string> gone(removed.begin(), removed.end());
+        for (const auto &id : started) {
+            const auto &kinds = docker_events[id];
+            std::vector<tf::EventKind> expected{tf::EventKind::started};
+            if (gone.count(id)) expected.push_back(tf::EventKind::exited);
+            EXPECT_EQ(kinds, expected) << "events of container " << id;
+            EXPECT_EQ(want.count(id), gone.count(id) ? 0u : 1u) << id;
+        }
+        EXPECT_EQ(docker_events[during], std::vector<tf::EventKind>{tf::EventKind::started});
+        std::cout << "[ info ] " << started.size() << " Docker containers started, " << removed.size()
+                  << " removed during the outage\n";
+        containerd_->kill_task(ns, "after");
+        containerd_->kill_task(ns, "before");
+    }
+    leaks.check();
+    std::cout << "[ info ] took " << ms_since(test_start) << " ms\n";
+}
+
+// --- an engine caught while it starts ---------------------------------------
+
+// A Finder that scans while dockerd is still starting (the process exists,
+// its socket does not listen yet) must still find it once it listens: an
+// engine restarting under a long-lived Finder goes through this every time.
+TEST_F(Faults, EngineStillStartingWhenFirstSeenIsFoundOnceItListens) {
+    warm_up();
+    tftest::LeakGuard leaks;
+    {
+        auto o = options();
+        o.online_wait = 200ms;
+        tf::Finder finder(o);
+        // Discover continuously while dockerd comes up.
+        std::atomic<bool> up{false};
+        std::atomic<int> early_discoveries{0};
+        std::thread scanner([&] {
+            while (!up) {
+                finder.containers();
+                ++early_discoveries;
+                std::this_thread::sleep_for(5ms);
+            }
+        });
+        std::shared_ptr<void> join_scanner(nullptr, [&](void *) {
+            up = true;
+            scanner.join();
+        });
+        dockerd_ = std::make_unique<lab::Dockerd>(*lab_);
+        join_scanner.reset();
+        ASSERT_GT(early_discoveries.load(), 0);
+        EXPECT_TRUE(tftest::eventually(
+            [&] {
+                finder.containers();
+                return engine_at(finder, "docker.com", dockerd_->socket()) != nullptr;
+            },
+            5s, 50ms))
+            << "a dockerd first seen while starting is never found (" << early_discoveries.load()
+            << " discoveries ran while it started)";
+    }
+    leaks.check();
+}
+
+// --- 2. misbehaving sockets -----------------------------------------------
+
+TEST_F(Faults, BadSocketsNeverStallDiscovery) {
+    start_engines();
+    using B = lab::FakeEngine::Behaviour;
+    std::vector<std::unique_ptr<lab::FakeEngine>> fakes;
+    std::set<pid_t> fake_pids;
+    for (const char *name : {"dockerd", "containerd"})
+        for (B b : {B::garbage, B::hang, B::slow, B::close, B::endless}) {
+            std::string sock = std::string(name).substr(0, 1) + "-" + lab::to_string(b) + ".sock";
+            fakes.push_back(std::make_unique<lab::FakeEngine>(*lab_, name, b, sock));
+            fake_pids.insert(fakes.back()->pid());
+        }
+    auto o = options();
+    o.online_wait = 2s;
+    o.probe_timeout = 500ms;
+    const auto limit = o.online_wait + 1s;
+    warm_up();
+    tftest::LeakGuard leaks;
+    {
+        for (int round = 0; round < 3; ++round) {
+            tf::Finder finder(o);
+            auto start = Clock::now();
+            finder.containers();
+            auto took = Clock::now() - start;
+            std::cout << "[ info ] fresh Finder, round " << round << ": discovery took " << ms_since(start) << " ms\n";
+            EXPECT_LT(took, limit) << "a misbehaving socket stalled the discovery";
+            EXPECT_TRUE(engine_at(finder, "docker.com", dockerd_->socket())) << "real dockerd not reported";
+            EXPECT_TRUE(engine_at(finder, "containerd.io", containerd_->socket())) << "real containerd not reported";
+            for (auto &e : finder.engines()) EXPECT_EQ(fake_pids.count(e->pid), 0u) << e->api << " is a test double";
+            // Repeated discoveries on the same Finder: the broken processes
+            // were examined once; they must not cost anything again.
+            // (Other engines may start on a shared host meanwhile: allow a few probes.)
+            for (int again = 0; again < 3; ++again) {
+                auto probes = finder.stats().probes;
+                auto t = Clock::now();
+                finder.containers();
+                std::cout << "[ info ]   repeated discovery took " << ms_since(t) << " ms\n";
+                EXPECT_LT(Clock::now() - t, limit);
+                EXPECT_LT(finder.stats().probes - probes, fakes.size()) << "repeated discovery re-probed broken engines";
+            }
+        }
+    }
+    leaks.check();
+    // The doubles outlived everything and are still misbehaving, not crashed.
+    for (auto &f : fakes) EXPECT_TRUE(lab::is_listening(f->pid(), f->socket())) << f->socket();
+}
+
+// --- 4. a thousand lifecycles ------------------------------------------------
+
+TEST_F(Faults, ThousandFinderLifecyclesLeakNothing) {
+    start_engines();
+    containerd_->run_task(ns, "steady");
+    auto id = dockerd_->run_container({"--name", "steady"});
+    auto o = options();
+    o.online_wait = 2s;
+    warm_up();
+    constexpr int lifecycles = 1000;
+    const auto budget = 110s;
+    const auto start = Clock::now();
+    long long slowest = 0;
+    int done = 0;
+    tftest::LeakGuard leaks;
+    const int threads_before = tftest::thread_count();
+    long long create_ms = 0, discover_ms = 0, destroy_ms = 0;
+    for (; done < lifecycles; ++done) {
+        auto t = Clock::now();
+        {
+            std::optional<tf::Finder> finder_slot;
+            finder_slot.emplace(o);
+            auto &finder = *finder_slot;
+            auto t1 = Clock::now();
+            create_ms += std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t).count();
+            auto all = finder.containers();
+            discover_ms += ms_since(t1);
+            std::shared_ptr<void> timed_destroy(nullptr, [&](void *) {
+                auto t2 = Clock::now();
+                finder_slot.reset();
+                destroy_ms += ms_since(t2);
+            });
+            auto dock = view_of(all, "docker.com", dockerd_->socket());
+            auto ctrd = view_of(all, "containerd.io", containerd_->socket());
+            if (!dock.count(id) || !ctrd.count(ns + "/steady")) {
+                ADD_FAILURE() << "lifecycle " << done << ": a running container is missing ("
+                              << (dock.count(id) ? "" : "Docker's ") << (ctrd.count(ns + "/steady") ? "" : "containerd's")
+                              << ")";
+                break;
+            }
+        }
+        slowest = std::max(slowest, ms_since(t));
+        if (Clock::now() - start > budget) {
+            ADD_FAILURE() << "only " << done + 1 << " lifecycles fit in " << budget.count()
+                          << " s (slowest " << slowest << " ms)";
+            break;
+        }
+    }
+    leaks.check();
+    if (tftest::thread_count() > threads_before) { // name the threads left, for the report
+        std::error_code ec;
+        for (const auto &task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+            std::ifstream comm(task.path() / "comm");
+            std::string name;
+            std::getline(comm, name);
+            std::cout << "[ info ] thread " << task.path().filename().string() << ": " << name << "\n";
+        }
+    }
+    auto total = ms_since(start);
+    std::cout << "[ info ] " << done << " lifecycles in " << total << " ms, " << (done ? total / done : 0)
+              << " ms each, slowest " << slowest << " ms; in total " << create_ms << " ms creating, "
+              << discover_ms << " ms discovering, " << destroy_ms << " ms destroying\n";
+    containerd_->kill_task(ns, "steady");
+}
+
+} // namespace
