@@ -42,16 +42,8 @@ struct Plugin {
             options.skip_namespaces = skip;
             options.log = sdk::log;
             engines.push_back(gc::make_containerd_client(std::move(options)));
-            if (auto cri = gc::probe_cri(path, request.timeout)) {
-                gc::CriOptions cri_options;
-                cri_options.socket = path;
-                cri_options.engine_pid = request.pid;
-                cri_options.flavor = "containerd.io";
-                cri_options.version = *cri;
-                cri_options.timeout = request.timeout;
-                cri_options.log = sdk::log;
-                engines.push_back(gc::make_cri_client(std::move(cri_options)));
-            }
+            if (auto cri = gc::probe_cri_engine(path, request.pid, "containerd.io", request.timeout, sdk::log))
+                engines.push_back(std::move(cri));
             break; // one API socket per engine process
         }
         return engines;

@@ -20,20 +20,13 @@ struct Plugin {
         sdk::Engines engines;
         for (const auto &path : request.api_paths) {
             if (path.ends_with(".ttrpc")) continue; // never a CRI endpoint
-            auto version = gc::probe_cri(path, request.timeout);
-            if (!version) {
+            auto cri = gc::probe_cri_engine(path, request.pid, "cri-o.io", request.timeout, sdk::log);
+            if (!cri) {
                 sdk::log(TF_LOG_DEBUG, "crio " + std::to_string(request.pid) + ": " + path +
                                            " does not answer CRI Version; skipped");
                 continue;
             }
-            gc::CriOptions options;
-            options.socket = path;
-            options.engine_pid = request.pid;
-            options.flavor = "cri-o.io";
-            options.version = *version;
-            options.timeout = request.timeout;
-            options.log = sdk::log;
-            engines.push_back(gc::make_cri_client(std::move(options)));
+            engines.push_back(std::move(cri));
             break; // one CRI endpoint per engine process
         }
         return engines;

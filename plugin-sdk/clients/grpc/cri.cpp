@@ -251,6 +251,20 @@ std::unique_ptr<sdk::EngineClient> make_cri_client(CriOptions options) {
     return std::make_unique<CriClient>(std::move(info), std::move(options), std::move(channel));
 }
 
+std::unique_ptr<sdk::EngineClient> probe_cri_engine(const std::string &socket, int engine_pid, std::string flavor,
+                                                    std::chrono::milliseconds timeout, Logger log) {
+    auto version = probe_cri(socket, timeout);
+    if (!version) return nullptr;
+    CriOptions options;
+    options.socket = socket;
+    options.engine_pid = engine_pid;
+    options.flavor = std::move(flavor);
+    options.version = std::move(*version);
+    options.timeout = timeout;
+    options.log = std::move(log);
+    return make_cri_client(std::move(options));
+}
+
 // ---- CriAdmin ---------------------------------------------------------------
 
 struct CriAdmin::Impl {

@@ -49,6 +49,13 @@ struct CriOptions {
 // sdk::Error(-ENOTSUP) and logs that once, so the host relists periodically.
 std::unique_ptr<sdk::EngineClient> make_cri_client(CriOptions options);
 
+// probe_cri + make_cri_client for a plugin's probe: a CRI engine client for
+// `socket` of engine process `engine_pid`, or null when it does not answer
+// CRI in time. Pass the plugin's own sdk::log as `log`: this library's copy
+// of plugin.hpp has no host to log to.
+std::unique_ptr<sdk::EngineClient> probe_cri_engine(const std::string &socket, int engine_pid, std::string flavor,
+                                                    std::chrono::milliseconds timeout, Logger log);
+
 // PID in a verbose status "info" JSON document ({"pid": N, ...}), 0 if absent
 // or malformed.
 int pid_from_info_json(const std::string &json) noexcept;
