@@ -64,7 +64,9 @@ for run in "${runs[@]}"; do
     tsan)
       dir=${TF_TSAN_BUILD_DIR:-build-tsan}
       start=$SECONDS
-      setup "$dir" -Db_sanitize=thread -Db_lundef=false
+      # gcc warns (an error under -Werror) that TSan cannot model the atomic fences
+      # Boost.Asio uses; its report would be about third-party code, not ours.
+      setup "$dir" -Db_sanitize=thread -Db_lundef=false -Dcpp_args=-Wno-tsan
       read -r -a names <<<"${TF_TSAN_TESTS:-watcher docker-client fuzz-docker-http finder-docker finder-containerd}"
       echo "== TSan: ${names[*]} ($dir)"
       meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 \
