@@ -131,7 +131,8 @@ struct Harness {
 
 std::map<std::string, bool> view(const turtlefinder::watch::Watcher &w) {
     std::map<std::string, bool> out;
-    for (auto &c : *w.snapshot()) out[c->id] = c->paused;
+    auto snapshot = w.snapshot(); // held: a range-for over *w.snapshot() would outlive it
+    for (auto &c : *snapshot) out[c->id] = c->paused;
     return out;
 }
 
