@@ -4,10 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace tftest {
@@ -27,6 +32,29 @@ bool eventually(const std::function<bool()> &condition,
 // Snapshot of fds and threads, taken once the counts are steady; check()
 // expects neither to have grown (threads may take a moment to be reaped, so
 // it polls briefly).
+// A temporary directory, removed with everything below it on destruction.
+class TempDir {
+public:
+    explicit TempDir(std::string_view prefix = "tf-test-") {
+        const char *tmp = std::getenv("TMPDIR");
+        std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" +
+                              std::string(prefix) + "XXXXXX";
+        if (::mkdtemp(pattern.data()) == nullptr)
+            throw std::runtime_error("mkdtemp failed for " + pattern);
+        path_ = pattern;
+    }
+    TempDir(const TempDir &) = delete;
+    TempDir &operator=(const TempDir &) = delete;
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    const std::string &path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
 class LeakGuard {
 public:
     LeakGuard();

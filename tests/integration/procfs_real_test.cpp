@@ -36,27 +36,6 @@ namespace {
 
 using namespace turtlefinder::procfs;
 
-class TempDir {
-public:
-    TempDir() {
-        const char *tmp = std::getenv("TMPDIR");
-        std::string pattern =
-            std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/tf-procfs-XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    TempDir(const TempDir &) = delete;
-    TempDir &operator=(const TempDir &) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::string &path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
 // An fd closed on scope exit.
 struct OwnedFd {
     int fd = -1;
@@ -163,7 +142,7 @@ TEST(ProcfsReal, OwnNamespaces) {
 TEST(ProcfsReal, OwnListeningSocket) {
     tftest::LeakGuard leaks;
     {
-        TempDir dir;
+        tftest::TempDir dir("tf-procfs-");
         std::string listening_path = dir.path() + "/api sock.sock"; // a space, as paths may have
         std::string bound_path = dir.path() + "/bound-only.sock";
         std::string dgram_path = dir.path() + "/dgram.sock";
@@ -319,7 +298,7 @@ TEST(ProcfsReal, SocketInChildMountNamespace) {
     TF_REQUIRE_ROOT();
     tftest::LeakGuard leaks;
     {
-        TempDir dir;
+        tftest::TempDir dir("tf-procfs-");
         std::string mount_point = dir.path() + "/mnt";
         ASSERT_EQ(::mkdir(mount_point.c_str(), 0755), 0);
         std::string real_dir = mount_point + "/real";

@@ -15,30 +15,9 @@
 #include <string_view>
 #include <vector>
 
+#include "testing.hpp"
+
 namespace tftest {
-
-// A temporary directory, removed with everything below it on destruction.
-class TempDir {
-public:
-    explicit TempDir(std::string_view prefix = "tf-test-") {
-        const char *tmp = std::getenv("TMPDIR");
-        std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" +
-                              std::string(prefix) + "XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr)
-            throw std::runtime_error("mkdtemp failed for " + pattern);
-        path_ = pattern;
-    }
-    TempDir(const TempDir &) = delete;
-    TempDir &operator=(const TempDir &) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::string &path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 // A fake procfs root. Paths given to the helpers are relative to it.
 class ProcFixture {
