@@ -20,6 +20,7 @@
 #include "plugins/engine_client.hpp"
 #include "plugins/registry.hpp"
 #include "procfs/procfs.hpp"
+#include "query/query.hpp"
 #include "watch/watcher.hpp"
 
 namespace turtlefinder {
@@ -61,16 +62,13 @@ private:
 } // namespace
 
 struct Finder::Impl {
-    struct Watched {
-        std::shared_ptr<Engine> engine; // identity; prefix and parent refreshed by each stacking
+    // Engine, PID namespace and host PIDs live in the query state.
+    struct Watched : query::EngineState {
         ProcessKey process;
-        int pidns_pid = 0;          // process whose PID namespace the engine reports PIDs in
         std::uint64_t api_inode = 0; // the listening socket the client talks to (0: unknown)
         bool activated = false;
         bool in_root_pidns = false; // engine PIDs are ours as they are
         std::unique_ptr<watch::Watcher> watcher;
-        // Host PIDs of containers, keyed by (container id, engine-side PID).
-        std::map<std::pair<std::string, int>, int> host_pids;
         bool announced = false;
     };
 
@@ -95,6 +93,7 @@ struct Finder::Impl {
         std::future<std::vector<Probed>> result;
     };
     std::vector<PendingProbe> pending_probes; // under discovery_mu
+    query::Assembler assembler;               // under discovery_mu
     // Processes whose probe found no engine are probed again after a growing
     // delay: an engine caught while starting (no socket yet, or not answering
     // yet) must not be ignored for the Finder's lifetime. Under discovery_mu.
@@ -152,21 +151,6 @@ struct Finder::Impl {
     bool alive(const ProcessKey &key) const {
         auto p = procfs::read_process(options.procfs_root, key.pid);
         return p && p->starttime == key.starttime && p->state != 'Z';
-    }
-
-    static Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::RawContainer &raw,
-                                  int host_pid) {
-        Container c;
-        c.id = raw.id;
-        c.name = raw.name.empty() ? raw.id : raw.name;
-        c.type = engine->type;
-        c.flavor = engine->flavor;
-        c.pid = host_pid;
-        c.paused = raw.paused;
-        c.labels = raw.labels;
-        c.labels[prefix_label] = engine->prefix;
-        c.engine = engine;
-        return c;
     }
 
     void prune(const procfs::ProcessTable &table) {
@@ -276,7 +260,7 @@ struct Finder::Impl {
                 host_pid = translate.to_host(w.pidns_pid, raw.pid).value_or(0);
             }
         }
-        notify({kind, engine, to_container(engine, raw, host_pid)});
+        notify({kind, engine, query::to_container(engine, raw, host_pid)});
     }
 
     void discover(const procfs::ProcessTable &table) {
@@ -405,70 +389,18 @@ struct Finder::Impl {
             std::shared_lock lock(mu);
             engines = watched;
         }
-        std::vector<std::shared_ptr<const watch::Snapshot>> snaps;
-        snaps.reserve(engines.size());
-        for (auto &w : engines) snaps.push_back(w->watcher->snapshot());
-
-        std::unique_lock lock(mu); // host_pids and engine prefixes are written below
-        std::optional<hierarchy::PidTranslator> translator;
-        std::vector<hierarchy::EngineNode> enodes;
-        std::vector<hierarchy::ContainerNode> cnodes;
-        std::vector<std::vector<int>> host_pids(engines.size());
-        for (std::size_t e = 0; e < engines.size(); ++e) {
-            auto &w = *engines[e];
+        std::vector<query::Input> inputs;
+        inputs.reserve(engines.size());
+        for (auto &w : engines)
             // A service activated in this very discovery is not in the scan yet:
             // place it by its activator, whose child it is.
-            enodes.push_back({table.find(w.process.pid) != nullptr ? w.process.pid : w.pidns_pid});
-            std::map<std::pair<std::string, int>, int> still;
-            for (const auto &raw : *snaps[e]) {
-                int host = 0;
-                std::pair<std::string, int> key{raw->id, raw->pid};
-                if (auto it = w.host_pids.find(key); it != w.host_pids.end() && table.find(it->second) != nullptr) {
-                    host = it->second;
-                } else if (raw->pid > 0) {
-                    if (!translator) translator.emplace(table);
-                    if (auto h = translator->to_host(w.pidns_pid, raw->pid))
-                        host = *h;
-                    else
-                        log().debug("cannot translate PID {} of container {} on \"{}\"", raw->pid, raw->id,
-                                    w.engine->api);
-                }
-                if (host > 0) still.emplace(key, host);
-                host_pids[e].push_back(host);
-                cnodes.push_back({e, raw->name.empty() ? raw->id : raw->name, host});
-            }
-            w.host_pids = std::move(still);
+            inputs.push_back({w.get(), table.find(w->process.pid) != nullptr ? w->process.pid : w->pidns_pid,
+                              w->watcher->snapshot()});
+        {
+            std::unique_lock lock(mu); // host_pids and engines are written
+            assembler.update(table, inputs);
         }
-        auto placement = hierarchy::stack(table, enodes, cnodes);
-        // Engines are immutable once published: replace those whose place
-        // changed, outermost first so children point at their parent's final copy.
-        std::vector<std::size_t> order(engines.size());
-        std::vector<int> depth(engines.size(), 0);
-        for (std::size_t e = 0; e < engines.size(); ++e) {
-            order[e] = e;
-            for (auto p = placement.parent[e]; p && depth[e] < 64; p = placement.parent[*p]) ++depth[e];
-        }
-        std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return depth[a] < depth[b]; });
-        for (auto e : order) {
-            auto &w = *engines[e];
-            std::shared_ptr<const Engine> parent =
-                placement.parent[e] ? std::shared_ptr<const Engine>(engines[*placement.parent[e]]->engine) : nullptr;
-            if (w.engine->prefix != placement.prefix[e] || w.engine->parent != parent) {
-                auto copy = std::make_shared<Engine>(*w.engine);
-                copy->prefix = placement.prefix[e];
-                copy->parent = parent;
-                w.engine = copy;
-            }
-        }
-        std::vector<Container> out;
-        std::size_t total = 0;
-        for (auto &s : snaps) total += s->size();
-        out.reserve(total);
-        for (std::size_t e = 0; e < engines.size(); ++e) {
-            std::size_t i = 0;
-            for (const auto &raw : *snaps[e]) out.push_back(to_container(engines[e]->engine, *raw, host_pids[e][i++]));
-        }
-        return out;
+        return query::Assembler::collect(inputs);
     }
 
     std::vector<Container> containers() {
