@@ -51,7 +51,7 @@ results=$(mktemp -d /tmp/tf-bench.XXXXXX)
 trap 'rm -rf "$results"' EXIT
 if ((quick)); then
   procfs_args=(--reps 3 --sizes host,1000)
-  engines_args=(--reps 3 --stages 10,100 --sizes 1000 --cli-reps 3 --starts 10 --footprint-reps 1)
+  engines_args=(--reps 3 --stages 10,100 --sizes 1000 --cli-reps 3 --starts 10 --footprint-reps 1 --pairs 20)
 else
   procfs_args=(--reps 10)
   engines_args=()
