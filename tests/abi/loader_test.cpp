@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "abi_helpers.hpp"
@@ -373,6 +375,38 @@ TEST(Loader, DisabledPluginIsNotInitialised) {
     EXPECT_EQ(r.statuses()[0].reason, "disabled");
     EXPECT_EQ(r.statuses()[0].name, "fixture-c");
     EXPECT_EQ(c_log.count(spdlog::level::info, {"initialised"}), 0u);
+}
+
+// A disabled plugin whose file carries its name is never even dlopen'ed:
+// dlopen alone runs its constructors and maps its libraries (gRPC's stay
+// mapped for good). Under another file name it must be read to learn its
+// name, then is refused all the same.
+TEST(Loader, DisabledByFileNameIsNeverLoaded) {
+    TempDir dir;
+    const std::string marker = dir / "loads";
+    ASSERT_EQ(::setenv("TF_FIXTURE_LOAD_MARKER", marker.c_str(), 1), 0);
+    auto loads = [&] {
+        std::ifstream in(marker);
+        int n = 0;
+        for (std::string line; std::getline(in, line);) ++n;
+        return n;
+    };
+    const std::set<std::string> disabled{"marks-load"};
+
+    Registry by_file;
+    EXPECT_FALSE(by_file.load_file(abitest::install(TF_BROKEN_MARKS_LOAD, dir, "marks-load.so"), disabled));
+    ASSERT_EQ(by_file.statuses().size(), 1u);
+    EXPECT_EQ(by_file.statuses()[0].reason, "disabled");
+    EXPECT_EQ(by_file.statuses()[0].name, "marks-load");
+    EXPECT_EQ(loads(), 0);
+
+    Registry by_name;
+    EXPECT_FALSE(by_name.load_file(abitest::install(TF_BROKEN_MARKS_LOAD, dir, "renamed.so"), disabled));
+    ASSERT_EQ(by_name.statuses().size(), 1u);
+    EXPECT_EQ(by_name.statuses()[0].reason, "disabled");
+    EXPECT_EQ(by_name.statuses()[0].name, "marks-load");
+    EXPECT_EQ(loads(), 1) << "the control: loading it leaves the marker";
+    ::unsetenv("TF_FIXTURE_LOAD_MARKER");
 }
 
 // Engines and plugins keep the shared object loaded; the last holder deinits.

@@ -317,6 +317,17 @@ bool Registry::load_file(const std::string &path, const std::set<std::string> &d
     }
     if (!fs::is_regular_file(canonical, ec)) return refuse(path, {}, "not a regular file");
     if (std::string bad = insecure_reason(path); !bad.empty()) return refuse(path, {}, bad);
+    // A disabled plugin whose file is named after it is not even loaded:
+    // dlopen alone maps its libraries, and gRPC's stay mapped for good.
+    if (std::string stem = fs::path(path).stem().string(); disabled.count(stem) != 0) {
+        log().info("plugin \"{}\" ({}) disabled by configuration, not loaded", path, stem);
+        PluginStatus status;
+        status.file = path;
+        status.name = stem;
+        status.reason = "disabled";
+        statuses_.push_back(std::move(status));
+        return false;
+    }
 
     // Looks into the ELF file before dlopen, so no constructor of a file that
     // is not a plugin at all ever runs.
