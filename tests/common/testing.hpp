@@ -15,7 +15,33 @@
 #include <string_view>
 #include <thread>
 
+#if defined(__SANITIZE_THREAD__)
+#define TF_TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TF_TEST_UNDER_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TF_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TF_TEST_UNDER_ASAN 1
+#endif
+#endif
+
 namespace tftest {
+
+// Factor for a test's own time budget (not its timeouts): under a sanitizer
+// our code runs slower, about 2x under AddressSanitizer and several times
+// under ThreadSanitizer (tools/sanitize.sh gives meson's timeouts 3x).
+#if defined(TF_TEST_UNDER_TSAN)
+inline constexpr int time_budget_scale = 3;
+#elif defined(TF_TEST_UNDER_ASAN)
+inline constexpr int time_budget_scale = 2;
+#else
+inline constexpr int time_budget_scale = 1;
+#endif
 
 // True when running under CI (CI=true): a test that cannot run must fail there.
 bool under_ci();
@@ -29,9 +55,6 @@ bool eventually(const std::function<bool()> &condition,
                 std::chrono::milliseconds deadline = std::chrono::seconds(5),
                 std::chrono::milliseconds step = std::chrono::milliseconds(10));
 
-// Snapshot of fds and threads, taken once the counts are steady; check()
-// expects neither to have grown (threads may take a moment to be reaped, so
-// it polls briefly).
 // A temporary directory, removed with everything below it on destruction.
 class TempDir {
 public:
@@ -55,6 +78,9 @@ private:
     std::string path_;
 };
 
+// Snapshot of fds and threads, taken once the counts are steady; check()
+// expects neither to have grown (threads may take a moment to be reaped, so
+// it polls briefly).
 class LeakGuard {
 public:
     LeakGuard();

@@ -326,7 +326,7 @@ TEST_F(Faults, ThousandFinderLifecyclesLeakNothing) {
     o.online_wait = 2s;
     warm_up();
     constexpr int lifecycles = 1000;
-    const auto budget = 110s;
+    const auto budget = 110s * tftest::time_budget_scale;
     const auto start = Clock::now();
     long long slowest = 0;
     int done = 0;
