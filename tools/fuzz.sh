@@ -1,52 +1,49 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Builds the libFuzzer targets (clang, ASan + UBSan, coverage on the whole
-# build) and runs each one for a bounded time on a copy of its seed corpus.
+# Runs each libFuzzer target for a bounded time on a copy of its seed corpus.
+# The targets live in the clang ASan + UBSan build of tools/sanitize.sh
+# (coverage on the whole build), which this builds unless --no-build.
 # A crash, leak, UB report, failed invariant or input slower than 10 s is a
 # failure; its input is kept under BUILD/fuzz-artifacts/TARGET/ and must
 # become a seed and a regression test (tests/fuzz/regressions_test.cpp).
 #
-#   tools/fuzz.sh [--seconds N] [TARGET...]
+#   tools/fuzz.sh [--seconds N] [--no-build] [TARGET...]
 #     --seconds N   time per target (default 20; raise it for real hunts)
+#     --no-build    use the build as it is (tools/test.sh built it already)
 #     TARGET        fuzz target names (default: all; see tests/fuzz/meson.build)
-# Environment: TF_FUZZ_BUILD_DIR (default build-fuzzing).
+# Environment: TF_ASAN_BUILD_DIR (default build-asan).
 # Ends with "N passed, N failed", counting targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=20
+build=1
 targets=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --seconds) seconds=${2:?--seconds needs a number}; shift 2 ;;
     --seconds=*) seconds=${1#*=}; shift ;;
-    -h|--help) sed -n '3,14p' "$0"; exit 0 ;;
+    --no-build) build=0; shift ;;
+    -h|--help) sed -n '3,15p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] || { echo "--seconds needs a positive number" >&2; exit 2; }
 
-builddir=${TF_FUZZ_BUILD_DIR:-build-fuzzing}
-for tool in clang clang++; do
-  command -v $tool >/dev/null || { echo "$tool is missing (tools/setup.sh installs it)" >&2; exit 1; }
-done
-if [[ ! -f $builddir/build.ninja ]]; then
-  # -fsanitize=fuzzer-no-link instruments every library for coverage; only
-  # the fuzz binaries link libFuzzer itself. b_lundef=false: with clang the
-  # sanitizer runtimes are linked into executables only.
-  CC=clang CXX=clang++ meson setup "$builddir" \
-    -Dfuzzing=true -Dbenchmarks=false \
-    -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dc_args=-fsanitize=fuzzer-no-link -Dcpp_args=-fsanitize=fuzzer-no-link >/dev/null
-fi
-ninja -C "$builddir" fuzzers >/dev/null || ninja -C "$builddir" -j1 fuzzers
+builddir=${TF_ASAN_BUILD_DIR:-build-asan}
+((build == 0)) || bash tools/sanitize.sh --build-only asan
 
 if [[ ${#targets[@]} -eq 0 ]]; then
   for exe in "$builddir"/tests/fuzz/fuzz-*; do
     name=${exe##*/fuzz-}
     [[ -f $exe && -x $exe && $name != replay-* && $name != regressions ]] && targets+=("$name")
   done
+  if [[ ${#targets[@]} -eq 0 ]]; then
+    echo "no fuzz targets in $builddir/tests/fuzz (build it: tools/sanitize.sh --build-only asan)"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
 fi
 
 # UB must stop the run like a crash; leaks are reported by libFuzzer itself.
