@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "hierarchy/hierarchy.hpp"
+#include "procfs_fixture.hpp"
 
 namespace {
 
@@ -12,14 +13,7 @@ using tf::hierarchy::EngineNode;
 using tf::procfs::Process;
 using tf::procfs::ProcessTable;
 
-Process proc(int pid, int ppid, std::string name) {
-    Process p;
-    p.pid = pid;
-    p.ppid = ppid;
-    p.name = std::move(name);
-    p.state = 'S';
-    return p;
-}
+using tftest::proc;
 
 // host: systemd(1) ─ containerd(10) ─ shim(20) ─ init of "outer"(21) ─ dockerd(22)
 //                                               └ inner shim(30) ─ "inner" init(31) ─ containerd(32)

@@ -13,11 +13,23 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "procfs/procfs.hpp"
 #include "testing.hpp"
 
 namespace tftest {
+
+// One entry of a process table built in memory (hierarchy and query tests).
+inline turtlefinder::procfs::Process proc(int pid, int ppid, std::string name) {
+    turtlefinder::procfs::Process p;
+    p.pid = pid;
+    p.ppid = ppid;
+    p.name = std::move(name);
+    p.state = 'S';
+    return p;
+}
 
 // A fake procfs root. Paths given to the helpers are relative to it.
 class ProcFixture {

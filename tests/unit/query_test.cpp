@@ -26,14 +26,7 @@ using tf::query::Input;
 
 constexpr const char *host_pidns = "pid:[4026531836]";
 
-Process proc(int pid, int ppid, std::string name) {
-    Process p;
-    p.pid = pid;
-    p.ppid = ppid;
-    p.name = std::move(name);
-    p.state = 'S';
-    return p;
-}
+using tftest::proc;
 
 std::shared_ptr<const tf::plugins::RawContainer> raw(std::string id, std::string name, int pid, bool paused = false,
                                                      tf::Labels labels = {}) {
