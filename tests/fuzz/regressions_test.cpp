@@ -65,3 +65,23 @@ TEST(FuzzRegressions, EventAtTheSizeLimitDoesNotDependOnHowReadsAreCut) {
     EXPECT_EQ(feed(max, {over + "\n"}).error, -EPROTO);
     EXPECT_EQ(feed(max, {over.substr(0, 100), over.substr(100), "\n"}).error, -EPROTO);
 }
+
+// corpus/docker-stream/regression-number-split-across-reads: Boost.JSON
+// (1.81) parses a long decimal number on a fast path when the bytes after it
+// are in the same buffer, and on a slow one, which may round differently,
+// when they are not. So an event delivered with the next one in the same
+// read() could carry another value than the same event read in pieces. The
+// splitter now parses each completed object from its own bytes in one go.
+TEST(FuzzRegressions, NumberValueDoesNotDependOnHowReadsAreCut) {
+    const std::string event = R"({"time":1795768287,"timeNano":179576828.230549149})";
+    const std::string stream = event + "\r\n" + event + "\r\n";
+    Fed whole = feed(512, {stream});
+    ASSERT_EQ(whole.error, 0);
+    ASSERT_EQ(whole.objects.size(), 2u);
+    EXPECT_EQ(whole.objects[0], whole.objects[1]);
+    std::vector<std::string> bytes;
+    for (char c : stream) bytes.emplace_back(1, c);
+    Fed byte_by_byte = feed(512, bytes);
+    EXPECT_EQ(byte_by_byte.error, 0);
+    EXPECT_EQ(byte_by_byte.objects, whole.objects);
+}

@@ -199,8 +199,13 @@ Event decode_event(std::string_view text) { return decode_event(parse(text, "/ev
 
 struct JsonStreamSplitter::Impl {
     std::size_t max;
+    // Finds where each object ends and rejects bad JSON as soon as it comes.
     json::stream_parser parser;
-    std::size_t pending = 0; // bytes of the current, unfinished object
+    // The current object's bytes. The value delivered is parsed from these in
+    // one go: Boost.JSON (1.81) may round a long decimal number differently
+    // when it arrives split across writes, and how read()s cut the stream
+    // must not change what is delivered.
+    std::string object;
     bool failed = false;
 
     static json::parse_options options() {
@@ -215,7 +220,7 @@ JsonStreamSplitter::JsonStreamSplitter(std::size_t max_object_bytes)
     : impl_(std::make_unique<Impl>(max_object_bytes)) {}
 JsonStreamSplitter::~JsonStreamSplitter() = default;
 
-bool JsonStreamSplitter::idle() const noexcept { return impl_->pending == 0 && !impl_->failed; }
+bool JsonStreamSplitter::idle() const noexcept { return impl_->object.empty() && !impl_->failed; }
 
 bool JsonStreamSplitter::feed(std::string_view bytes, const std::function<bool(json::value &&)> &on_object) {
     Impl &s = *impl_;
@@ -225,7 +230,7 @@ bool JsonStreamSplitter::feed(std::string_view bytes, const std::function<bool(j
         throw Error(-EPROTO, "event stream: " + why);
     };
     while (!bytes.empty()) {
-        if (s.pending == 0) { // between objects: skip separators
+        if (s.object.empty()) { // between objects: skip separators
             std::size_t i = 0;
             while (i < bytes.size() &&
                    (bytes[i] == ' ' || bytes[i] == '\n' || bytes[i] == '\r' || bytes[i] == '\t'))
@@ -241,13 +246,15 @@ bool JsonStreamSplitter::feed(std::string_view bytes, const std::function<bool(j
         if (s.parser.done()) // write_some also consumed the whitespace after the object: not part of it
             while (counted > 0 && std::string_view(" \t\r\n").find(bytes[counted - 1]) != std::string_view::npos)
                 --counted;
-        s.pending += counted;
+        if (s.object.size() + counted > s.max)
+            return fail("event object larger than " + std::to_string(s.max) + " bytes");
+        s.object.append(bytes.data(), counted);
         bytes.remove_prefix(n);
-        if (s.pending > s.max) return fail("event object larger than " + std::to_string(s.max) + " bytes");
         if (s.parser.done()) {
-            json::value v = s.parser.release();
             s.parser.reset();
-            s.pending = 0;
+            json::value v = json::parse(s.object, ec, {}, Impl::options());
+            s.object.clear();
+            if (ec) return fail("invalid JSON (" + ec.message() + ")");
             if (!on_object(std::move(v))) return false;
         }
     }
