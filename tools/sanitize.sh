@@ -167,6 +167,8 @@ for run in "${runs[@]}"; do
   esac
 done
 
+[[ $mode != build-only ]] || exit 0
+
 passed=0
 failed=0
 skipped=0
