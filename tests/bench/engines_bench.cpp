@@ -391,7 +391,8 @@ public:
         std::size_t first = ctr_.size();
         parallel(want.ctr > have_.ctr ? want.ctr - have_.ctr : 0, [&](std::size_t i) {
             std::string id = "bench-" + std::to_string(first + i);
-            containerd_.ctr_ok("default", {"run", "-d", "--null-io", lab::Containerd::busybox_image, id, "sleep", "infinity"});
+            containerd_.ctr_ok("default", {"run", "-d", "--null-io", "--runc-root", containerd_.runc_root(),
+                                            lab::Containerd::busybox_image, id, "sleep", "infinity"});
             std::lock_guard lock(mu);
             ctr_.push_back(id);
         });
@@ -967,7 +968,8 @@ void figure4(Context &cx) {
     // start proves its subscription stands.
     {
         std::string probe = "bench-probe";
-        cx.containerd->ctr_ok("default", {"run", "-d", "--null-io", lab::Containerd::busybox_image, probe, "sleep", "infinity"});
+        cx.containerd->ctr_ok("default", {"run", "-d", "--null-io", "--runc-root", cx.containerd->runc_root(),
+                                          lab::Containerd::busybox_image, probe, "sleep", "infinity"});
         cx.population->adopt_ctr(probe);
         wait_stamp(stamps, stamps.engine, probe, "ctr events", Clock::now() + 10s);
     }

@@ -96,8 +96,7 @@ protected:
         f.containers();
     }
 
-    // runc state of a containerd namespace is shared host-wide (/run/containerd/runc/NS):
-    // a namespace of these tests' own keeps their task ids clear of other tests'.
+    // A namespace of these tests' own: their tasks stand apart in every listing.
     const std::string ns = "tf-faults";
     std::unique_ptr<lab::Lab> lab_;
     std::unique_ptr<lab::Dockerd> dockerd_;

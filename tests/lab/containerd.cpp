@@ -78,6 +78,10 @@ Containerd::Containerd(const Lab &lab, ContainerdConfig config)
         toml << "[plugins.\"io.containerd.grpc.v1.cri\"]\n"
              << "  sandbox_image = \"" << pause_image << "\"\n"
              << "  restrict_oom_score_adj = true\n"
+             << "  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n"
+             << "    runtime_type = \"io.containerd.runc.v2\"\n"
+             << "    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n"
+             << "      Root = \"" << runc_root() << "\"\n"
              << "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n"
              << "    bin_dir = \"" << dir_ << "/cni/bin\"\n"
              << "    conf_dir = \"" << dir_ << "/cni/conf\"\n";
@@ -169,7 +173,7 @@ void Containerd::import_pause() {
 
 pid_t Containerd::run_task(const std::string &ns, const std::string &id, const std::vector<std::string> &labels) {
     import_busybox(ns);
-    std::vector<std::string> args{"run", "-d", "--null-io"};
+    std::vector<std::string> args{"run", "-d", "--null-io", "--runc-root", runc_root()};
     for (const auto &l : labels) args.insert(args.end(), {"--label", l});
     args.insert(args.end(), {busybox_image, id, "sleep", "infinity"});
     ctr_ok(ns, args);

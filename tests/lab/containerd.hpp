@@ -38,6 +38,10 @@ public:
 
     const std::string &socket() const noexcept { return socket_; }
     const std::string &dir() const noexcept { return dir_; }
+    // Where runc keeps this engine's container state (NAMESPACE/ID below it),
+    // instead of the host-wide /run/containerd/runc an engine the user runs
+    // may share: `ctr run --runc-root` for tasks, the CRI runtime's Root.
+    std::string runc_root() const { return dir_ + "/runc"; }
     pid_t pid() const noexcept { return process_.pid(); }
     Process &process() noexcept { return process_; }
 

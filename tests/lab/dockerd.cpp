@@ -36,6 +36,9 @@ Dockerd::Dockerd(const Lab &lab, DockerdConfig config) : lab_(lab), config_(std:
     SpawnOptions so;
     so.args = std::move(args);
     so.log_path = dir_ + "/dockerd.log";
+    // Reaches the wrapper through dockerd's containerd and its shims: runc
+    // state stays in this lab, not under the host-wide /run/containerd/runc.
+    if (config_.runtime_wrapper) so.env["TF_LAB_RUNC_ROOT"] = dir_ + "/runc";
     process_ = Process(so);
     if (!wait_docker_ping(socket_, config_.ready_timeout)) {
         std::string tail = process_.log_tail();

@@ -5,9 +5,14 @@
 // asks for it. This removes CAP_SYS_RESOURCE from the bundle's config.json
 // (create/run) or the --process JSON (exec), then runs runc with the same
 // arguments. Harmless where the capability exists.
+// With TF_LAB_RUNC_ROOT set (the lab sets it for its engines), runc's state
+// goes below that directory instead of the host-wide root the shim names
+// (/run/containerd/runc/NAMESPACE), which an engine the user runs may share.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -63,6 +68,33 @@ std::string find_runc() {
     return "runc";
 }
 
+// Replaces the global --root (before the command) by LAB_ROOT/NAME, NAME
+// being the last component of the root asked for (the namespace), so each
+// namespace keeps its own state as before; adds one if none was given.
+void redirect_root(std::vector<std::string> &args, const std::string &lab_root) {
+    static const char *const commands[] = {"checkpoint", "create", "delete", "events", "exec", "init", "kill",
+                                           "list", "pause", "ps", "restore", "resume", "run", "spec", "start",
+                                           "state", "update", "features"};
+    auto below_lab = [&](std::string asked) {
+        while (asked.size() > 1 && asked.back() == '/') asked.pop_back();
+        std::string name = asked.substr(asked.find_last_of('/') + 1);
+        return lab_root + "/" + (name.empty() ? "default" : name);
+    };
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string &a = args[i];
+        if (std::find(std::begin(commands), std::end(commands), a) != std::end(commands)) break;
+        if (a == "--root" && i + 1 < args.size()) {
+            args[i + 1] = below_lab(args[i + 1]);
+            return;
+        }
+        if (a.rfind("--root=", 0) == 0) {
+            args[i] = "--root=" + below_lab(a.substr(7));
+            return;
+        }
+    }
+    args.insert(args.begin(), {"--root", lab_root + "/default"});
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -86,11 +118,15 @@ int main(int argc, char **argv) {
         value("--bundle", "-b", bundle);
         value("--process", "-p", process);
     }
+    if (const char *lab_root = std::getenv("TF_LAB_RUNC_ROOT"); lab_root != nullptr && *lab_root != '\0')
+        redirect_root(args, lab_root);
     if (command == "create" || command == "run") rewrite(bundle + "/config.json", false);
     if (command == "exec" && !process.empty()) rewrite(process, true);
     std::string runc = find_runc();
-    argv[0] = runc.data();
-    ::execv(runc.c_str(), argv);
+    std::vector<char *> exec_argv{runc.data()};
+    for (auto &a : args) exec_argv.push_back(a.data());
+    exec_argv.push_back(nullptr);
+    ::execv(runc.c_str(), exec_argv.data());
     std::perror("exec runc");
     return 127;
 }
