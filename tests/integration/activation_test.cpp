@@ -31,10 +31,6 @@ namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
 using Clock = std::chrono::steady_clock;
 
-bool ends_with(const std::string &s, const std::string &suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 class Activation : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -219,7 +215,7 @@ TEST_F(Activation, SystemdSocketActivateOnTheHostExecsPodmanInPlace) {
         finder.containers();
         std::shared_ptr<const tf::Engine> engine;
         for (auto &e : finder.engines())
-            if (e->type == "podman.io" && ends_with(e->api, sa.socket())) engine = e;
+            if (e->type == "podman.io" && e->api.ends_with(sa.socket())) engine = e;
         ASSERT_TRUE(engine) << "the socket-activated podman is not watched";
         EXPECT_EQ(engine->pid, sa.pid()) << "systemd-socket-activate execs the service in place";
         EXPECT_EQ(lab::comm_of(sa.pid()), "podman");
@@ -253,7 +249,7 @@ TEST_F(Activation, StandalonePodmanOnADockerSockIsFoundAsPodman) {
         finder.containers();
         std::vector<std::shared_ptr<const tf::Engine>> at_socket;
         for (auto &e : finder.engines())
-            if (ends_with(e->api, podman.socket())) at_socket.push_back(e);
+            if (e->api.ends_with(podman.socket())) at_socket.push_back(e);
         ASSERT_EQ(at_socket.size(), 1u) << "one engine expected at " << podman.socket();
         EXPECT_EQ(at_socket[0]->type, "podman.io");
         EXPECT_EQ(at_socket[0]->plugin, "podman");
@@ -274,7 +270,7 @@ TEST_F(Activation, SocketWhoseServiceNeverComesIsGivenUpOnce) {
         finder.containers();
         auto took = Clock::now() - start;
         EXPECT_LT(took, online_wait + 1500ms) << "discovery is not bounded by online_wait";
-        for (auto &e : finder.engines()) EXPECT_FALSE(ends_with(e->api, "/run/dead/podman.sock")) << e->api;
+        for (auto &e : finder.engines()) EXPECT_FALSE(e->api.ends_with("/run/dead/podman.sock")) << e->api;
         EXPECT_TRUE(sd.podman_services().empty());
         auto reads = finder.stats().activator_socket_reads;
         auto probes = finder.stats().probes;
@@ -299,7 +295,7 @@ TEST_F(Activation, HostActivatorWhoseCommandDiesIsBounded) {
         auto start = Clock::now();
         finder.containers();
         EXPECT_LT(Clock::now() - start, online_wait + 1500ms);
-        for (auto &e : finder.engines()) EXPECT_FALSE(ends_with(e->api, sa.socket())) << e->api;
+        for (auto &e : finder.engines()) EXPECT_FALSE(e->api.ends_with(sa.socket())) << e->api;
         auto reads = finder.stats().activator_socket_reads;
         EXPECT_GE(reads, 1u);
         start = Clock::now();

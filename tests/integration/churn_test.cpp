@@ -28,16 +28,12 @@ namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
 using Clock = std::chrono::steady_clock;
 
-bool ends_with(const std::string &s, const std::string &suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 using View = std::map<std::string, bool>; // container id → paused
 
 View view_of(const std::vector<tf::Container> &all, const std::string &type, const std::string &socket) {
     View out;
     for (const auto &c : all)
-        if (c.engine && c.engine->type == type && ends_with(c.engine->api, socket)) out[c.id] = c.paused;
+        if (c.engine && c.engine->type == type && c.engine->api.ends_with(socket)) out[c.id] = c.paused;
     return out;
 }
 

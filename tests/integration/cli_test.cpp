@@ -24,10 +24,6 @@ namespace json = boost::json;
 
 std::string cli() { return std::string(std::getenv("TF_BUILD_ROOT")) + "/tools/turtlefinder"; }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 std::string slurp(const std::string &path) {
     std::ifstream in(path);
     std::stringstream s;
@@ -74,7 +70,7 @@ protected:
         for (auto &c : doc.at("containers").as_array()) {
             auto &e = engines.at(c.at("engine").as_int64());
             std::string api(e.at("api").as_string());
-            if (ends_with(api, dockerd_->socket()) || ends_with(api, containerd_->socket()))
+            if (api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()))
                 out[std::string(e.at("type").as_string())].insert(std::string(c.at("id").as_string()));
         }
         return out;
@@ -126,8 +122,8 @@ TEST_F(Cli, TreeShowsTheSameContainers) {
     auto doc = json::parse(engines.out);
     std::set<std::string> types;
     for (auto &e : doc.at("engines").as_array())
-        if (ends_with(e.at("api").as_string(), containerd_->socket()) ||
-            ends_with(e.at("api").as_string(), dockerd_->socket()))
+        if (std::string_view(e.at("api").as_string()).ends_with(containerd_->socket()) ||
+            std::string_view(e.at("api").as_string()).ends_with(dockerd_->socket()))
             types.insert(std::string(e.at("type").as_string()));
     EXPECT_EQ(types, (std::set<std::string>{"docker.com", "containerd.io", "k8s.io/cri-api"}));
 }

@@ -57,13 +57,6 @@ protected:
     std::unique_ptr<host::Plugin> plugin_;
 };
 
-std::string comm_of(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(in, name);
-    return name;
-}
-
 TEST_F(ContainerdPlugin, ProbeGivesNativeAndCriClients) {
     tftest::LeakGuard leaks;
     {
@@ -108,7 +101,7 @@ TEST_F(ContainerdPlugin, NativeTaskLifecycleInNamespace) {
         auto c = native->find("tfns/t1");
         ASSERT_TRUE(c.has_value());
         EXPECT_EQ(c->pid, pid);
-        EXPECT_TRUE(tftest::eventually([&] { return comm_of(c->pid) == "sleep"; })) << comm_of(c->pid);
+        EXPECT_TRUE(tftest::eventually([&] { return lab::comm_of(c->pid) == "sleep"; })) << lab::comm_of(c->pid);
         EXPECT_EQ(c->name, "web");
         EXPECT_FALSE(c->paused);
         EXPECT_EQ(c->labels["com.docker.compose.project"], "shop");

@@ -24,13 +24,6 @@ namespace host = tftest::grpc_host;
 namespace gc = turtlefinder::grpc_client;
 
 // runc's init becomes the container's program only once started; poll.
-std::string comm_of(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(in, name);
-    return name;
-}
-
 class Cri : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -83,7 +76,7 @@ TEST_F(Cri, PodAndContainerWithPodLabelsAndHostPids) {
         EXPECT_EQ(sandbox->labels["io.kubernetes.pod.uid"], uid);
         EXPECT_EQ(sandbox->labels["app"], "web");
         ASSERT_GT(sandbox->pid, 0);
-        EXPECT_TRUE(tftest::eventually([&] { return comm_of(sandbox->pid) == "pause"; })) << comm_of(sandbox->pid) << " (must be a host PID)";
+        EXPECT_TRUE(tftest::eventually([&] { return lab::comm_of(sandbox->pid) == "pause"; })) << lab::comm_of(sandbox->pid) << " (must be a host PID)";
 
         auto c = cri->find(ctr);
         ASSERT_TRUE(c.has_value());
@@ -95,7 +88,7 @@ TEST_F(Cri, PodAndContainerWithPodLabelsAndHostPids) {
         EXPECT_EQ(c->labels["tier"], "front");
         EXPECT_EQ(c->labels.count("io.kubernetes.sandbox"), 0u);
         ASSERT_GT(c->pid, 0);
-        EXPECT_TRUE(tftest::eventually([&] { return comm_of(c->pid) == "sleep"; })) << comm_of(c->pid);
+        EXPECT_TRUE(tftest::eventually([&] { return lab::comm_of(c->pid) == "sleep"; })) << lab::comm_of(c->pid);
 
         auto inspected = cri->inspect(ctr);
         ASSERT_TRUE(inspected.has_value());
@@ -152,7 +145,7 @@ TEST_F(Cri, CrioStandInFoundByCrioPlugin) {
     config.socket_rel = "crio/crio.sock";
     auto *cri = start("crio", config);
     ASSERT_NE(cri, nullptr) << probed_.error;
-    EXPECT_EQ(comm_of(containerd_->pid()), "crio");
+    EXPECT_EQ(lab::comm_of(containerd_->pid()), "crio");
     EXPECT_EQ(probed_.rc, 1) << "only the CRI client: the crio plugin knows no native API";
     EXPECT_STREQ(cri->info().type, "k8s.io/cri-api");
     EXPECT_STREQ(cri->info().flavor, "cri-o.io");
@@ -163,7 +156,7 @@ TEST_F(Cri, CrioStandInFoundByCrioPlugin) {
     auto sandbox = cri->find(pod);
     ASSERT_TRUE(sandbox.has_value());
     EXPECT_EQ(sandbox->labels["io.kubernetes.pod.name"], "db");
-    EXPECT_TRUE(tftest::eventually([&] { return comm_of(sandbox->pid) == "pause"; })) << comm_of(sandbox->pid);
+    EXPECT_TRUE(tftest::eventually([&] { return lab::comm_of(sandbox->pid) == "pause"; })) << lab::comm_of(sandbox->pid);
     admin.stop_pod(pod);
     admin.remove_pod(pod);
     EXPECT_FALSE(cri->find(pod).has_value());

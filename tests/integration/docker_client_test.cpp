@@ -19,13 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string comm_of(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-    std::string s;
-    std::getline(in, s);
-    return s;
-}
-
 template <typename F>
 int error_code_of(F &&f) {
     try {
@@ -124,7 +117,7 @@ TEST_F(DockerClientTest, ListsAndInspectsAliveContainers) {
         EXPECT_EQ(details->name, dockerd_->docker_ok({"inspect", "-f", "{{.Name}}", running}).substr(1));
         // The PID is the container's init on this host: busybox's `sleep`.
         ASSERT_GT(details->pid, 0);
-        EXPECT_EQ(comm_of(details->pid), "sleep");
+        EXPECT_EQ(lab::comm_of(details->pid), "sleep");
         EXPECT_EQ(std::to_string(details->pid), dockerd_->docker_ok({"inspect", "-f", "{{.State.Pid}}", running}));
 
         auto p = c.inspect(paused);
@@ -223,7 +216,7 @@ TEST_F(DockerClientTest, MisbehavingSocketsFailWithinTheTimeout) {
     };
     for (const auto &tc : cases) {
         lab::FakeEngine fake(*lab_, "dockerd", tc.behaviour, std::string("f-") + lab::to_string(tc.behaviour) + ".sock");
-        EXPECT_EQ(comm_of(fake.pid()), "dockerd");
+        EXPECT_EQ(lab::comm_of(fake.pid()), "dockerd");
         tftest::LeakGuard guard;
         {
             docker::Options o;

@@ -30,13 +30,9 @@ namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
 using Clock = std::chrono::steady_clock;
 
-bool ends_with(const std::string &s, const std::string &suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::shared_ptr<const tf::Engine> engine_at(tf::Finder &f, const std::string &type, const std::string &socket) {
     for (auto &e : f.engines())
-        if (e->type == type && ends_with(e->api, socket)) return e;
+        if (e->type == type && e->api.ends_with(socket)) return e;
     return nullptr;
 }
 
@@ -45,7 +41,7 @@ std::map<std::string, bool> view_of(const std::vector<tf::Container> &all, const
                                     const std::string &socket) {
     std::map<std::string, bool> out;
     for (const auto &c : all)
-        if (c.engine && c.engine->type == type && ends_with(c.engine->api, socket)) out[c.id] = c.paused;
+        if (c.engine && c.engine->type == type && c.engine->api.ends_with(socket)) out[c.id] = c.paused;
     return out;
 }
 
@@ -120,7 +116,7 @@ TEST_F(Faults, ContainerdKilledAndRestartedWhileDockerChurns) {
         std::mutex mu;
         std::map<std::string, std::vector<tf::EventKind>> docker_events; // by container id, in order
         int handle = finder.subscribe([&](const tf::Event &e) {
-            if (!e.engine || e.engine->type != "docker.com" || !ends_with(e.engine->api, dockerd_->socket())) return;
+            if (!e.engine || e.engine->type != "docker.com" || !e.engine->api.ends_with(dockerd_->socket())) return;
             std::lock_guard lock(mu);
             docker_events[e.container.id].push_back(e.kind);
         });

@@ -18,17 +18,6 @@ using namespace std::chrono_literals;
 namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
 
-bool ends_with(const std::string &s, const std::string &suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string comm_of(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(in, name);
-    return name;
-}
-
 class FinderDocker : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -61,7 +50,7 @@ protected:
     // Our dockerd's engine among whatever else runs on the host.
     std::shared_ptr<const tf::Engine> our_engine(tf::Finder &f, const lab::Dockerd &d) const {
         for (auto &e : f.engines())
-            if (e->type == "docker.com" && ends_with(e->api, d.socket())) return e;
+            if (e->type == "docker.com" && e->api.ends_with(d.socket())) return e;
         return nullptr;
     }
     std::optional<tf::Container> find(tf::Finder &f, const std::string &id) const {
@@ -85,7 +74,7 @@ TEST_F(FinderDocker, ListsAContainerStartedBeforeWithHostPidAndLabels) {
         ASSERT_TRUE(c) << "container " << id << " not reported";
         EXPECT_EQ(c->name, "early");
         EXPECT_EQ(c->pid, want_pid);
-        EXPECT_EQ(comm_of(c->pid), "sleep");
+        EXPECT_EQ(lab::comm_of(c->pid), "sleep");
         EXPECT_FALSE(c->paused);
         EXPECT_EQ(c->type, "docker.com");
         EXPECT_EQ(c->labels.at("tf.test"), "yes");
@@ -125,7 +114,7 @@ TEST_F(FinderDocker, SeesStartPauseUnpauseStopWithinTwoSeconds) {
     EXPECT_TRUE(tftest::eventually([&] { auto c = find(finder, id); return c && !c->paused; }, 2s));
     auto c = find(finder, id);
     ASSERT_TRUE(c);
-    EXPECT_EQ(comm_of(c->pid), "sleep");
+    EXPECT_EQ(lab::comm_of(c->pid), "sleep");
     dockerd_->docker_ok({"kill", id});
     EXPECT_TRUE(tftest::eventually([&] { return !find(finder, id).has_value(); }, 2s)) << "exit not seen";
     finder.unsubscribe(handle);

@@ -46,10 +46,6 @@ namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
 using Clock = std::chrono::steady_clock;
 
-bool ends_with(const std::string &s, const std::string &suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 long long ms_since(Clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
@@ -259,7 +255,7 @@ TEST_F(Hostile, SymlinksInAContainerNeverLeadTheFinderOutOfItsRoot) {
             bool real = false;
             for (auto &e : finder.engines()) {
                 EXPECT_NE(e->pid, pid) << "the hostile listener was taken for an engine: " << e->api;
-                real |= e->type == "docker.com" && ends_with(e->api, dockerd_->socket());
+                real |= e->type == "docker.com" && e->api.ends_with(dockerd_->socket());
             }
             EXPECT_TRUE(real) << "the real dockerd was not reported";
         }

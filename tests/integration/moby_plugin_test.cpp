@@ -23,13 +23,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string comm_of(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-    std::string s;
-    std::getline(in, s);
-    return s;
-}
-
 std::string plugin_path() {
     const char *root = std::getenv("TF_BUILD_ROOT");
     return std::string(root != nullptr ? root : ".") + "/plugins/moby/moby.so";
@@ -175,7 +168,7 @@ TEST_F(MobyPluginTest, ProbePicksTheRealSocketAmongBrokenOnes) {
     lab::FakeEngine metrics(*lab_, "dockerd", lab::FakeEngine::Behaviour::garbage, "a-metrics.sock");
     lab::FakeEngine hanging(*lab_, "dockerd", lab::FakeEngine::Behaviour::hang, "b-hang.sock");
     ASSERT_LT(hanging.socket(), dockerd_->socket());
-    EXPECT_EQ(comm_of(metrics.pid()), "dockerd");
+    EXPECT_EQ(lab::comm_of(metrics.pid()), "dockerd");
     tftest::LeakGuard guard;
     {
         Engines engines;
@@ -272,7 +265,7 @@ TEST_F(MobyPluginTest, ListAndInspectThroughTheAbi) {
         ASSERT_NE(r, nullptr);
         EXPECT_EQ(r->labels.at("a"), "b");
         EXPECT_FALSE(r->paused);
-        EXPECT_EQ(comm_of(r->pid), "sleep");
+        EXPECT_EQ(lab::comm_of(r->pid), "sleep");
         EXPECT_EQ(std::to_string(r->pid), dockerd_->docker_ok({"inspect", "-f", "{{.State.Pid}}", running}));
         EXPECT_EQ("/" + r->name, dockerd_->docker_ok({"inspect", "-f", "{{.Name}}", running}));
         const Found *p = all.find(paused);

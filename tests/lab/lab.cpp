@@ -160,6 +160,13 @@ void remove_tree(const std::string &dir) noexcept {
 
 // ---- programs and processes ----------------------------------------------
 
+std::string comm_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(in, name);
+    return name;
+}
+
 std::optional<std::string> which(std::string_view name) {
     if (name.find('/') != std::string_view::npos)
         return ::access(std::string(name).c_str(), X_OK) == 0 ? std::optional<std::string>(name) : std::nullopt;

@@ -81,6 +81,8 @@ void remove_tree(const std::string &dir) noexcept;
 std::string find_program(std::string_view name);
 // Same, nullopt when absent.
 std::optional<std::string> which(std::string_view name);
+// comm of a host PID, empty when gone.
+std::string comm_of(pid_t pid);
 
 struct SpawnOptions {
     std::vector<std::string> args;        // args[0]: program (absolute, or looked up on PATH)

@@ -196,13 +196,6 @@ bool descends_from(pid_t pid, pid_t ancestor) {
     return false;
 }
 
-std::string comm_of(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(in, name);
-    return name;
-}
-
 // ---- the base image ---------------------------------------------------------
 
 std::string engine_base_tar(const Lab &lab) {

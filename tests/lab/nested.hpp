@@ -63,8 +63,6 @@ std::vector<pid_t> nspid(pid_t pid);
 std::optional<pid_t> host_pid_of(pid_t namespace_member, pid_t pid);
 // True if `pid` descends from `ancestor` (host PIDs, by PPid links).
 bool descends_from(pid_t pid, pid_t ancestor);
-// comm of a host PID, empty when gone.
-std::string comm_of(pid_t pid);
 
 // Tarball of the almost empty engine-container rootfs (built once per lab).
 std::string engine_base_tar(const Lab &lab);
