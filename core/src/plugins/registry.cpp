@@ -283,6 +283,13 @@ bool Registry::refuse(const std::string &file, const std::string &name, const st
     return false;
 }
 
+bool Registry::record_disabled(PluginStatus status, const char *how) {
+    log().info("plugin \"{}\" ({}) disabled by configuration{}", status.file, status.name, how);
+    status.reason = "disabled";
+    statuses_.push_back(std::move(status));
+    return false;
+}
+
 void Registry::load_directories(const std::vector<std::string> &dirs, const std::set<std::string> &disabled) {
     std::set<fs::path> seen;
     for (const auto &dir : dirs) {
@@ -320,13 +327,10 @@ bool Registry::load_file(const std::string &path, const std::set<std::string> &d
     // A disabled plugin whose file is named after it is not even loaded:
     // dlopen alone maps its libraries, and gRPC's stay mapped for good.
     if (std::string stem = fs::path(path).stem().string(); disabled.count(stem) != 0) {
-        log().info("plugin \"{}\" ({}) disabled by configuration, not loaded", path, stem);
         PluginStatus status;
         status.file = path;
         status.name = stem;
-        status.reason = "disabled";
-        statuses_.push_back(std::move(status));
-        return false;
+        return record_disabled(std::move(status), ", not loaded");
     }
 
     // Looks into the ELF file before dlopen, so no constructor of a file that
@@ -392,12 +396,7 @@ bool Registry::admit(const tf_plugin_descriptor *d, const std::string &file, std
     status.name = name;
     status.version = d->version != nullptr ? d->version : "";
     status.description = d->description != nullptr ? d->description : "";
-    if (disabled.count(name) != 0) {
-        log().info("plugin \"{}\" ({}) disabled by configuration", file, name);
-        status.reason = "disabled";
-        statuses_.push_back(std::move(status));
-        return false;
-    }
+    if (disabled.count(name) != 0) return record_disabled(std::move(status), "");
 
     auto plugin = std::make_shared<LoadedPlugin>(file, std::move(library), d);
     if (std::string failed = plugin->start(); !failed.empty()) return refuse(file, name, failed);

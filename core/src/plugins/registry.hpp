@@ -65,6 +65,8 @@ private:
     bool admit(const tf_plugin_descriptor *descriptor, const std::string &file,
                std::shared_ptr<void> library, const std::set<std::string> &disabled);
     bool refuse(const std::string &file, const std::string &name, const std::string &reason);
+    // Lists a plugin the configuration disabled (one info line); returns false.
+    bool record_disabled(PluginStatus status, const char *how);
 
     std::vector<std::shared_ptr<const Plugin>> plugins_;
     std::vector<PluginStatus> statuses_;
