@@ -12,10 +12,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -68,21 +68,27 @@ std::string find_runc() {
     return "runc";
 }
 
-// Replaces the global --root (before the command) by LAB_ROOT/NAME, NAME
-// being the last component of the root asked for (the namespace), so each
-// namespace keeps its own state as before; adds one if none was given.
-void redirect_root(std::vector<std::string> &args, const std::string &lab_root) {
+// Where runc's command is in `args`: global options come before it.
+std::size_t command_index(const std::vector<std::string> &args) {
     static const char *const commands[] = {"checkpoint", "create", "delete", "events", "exec", "init", "kill",
                                            "list", "pause", "ps", "restore", "resume", "run", "spec", "start",
                                            "state", "update", "features"};
+    for (std::size_t i = 0; i < args.size(); ++i)
+        if (std::find(std::begin(commands), std::end(commands), args[i]) != std::end(commands)) return i;
+    return args.size();
+}
+
+// Replaces the global --root by LAB_ROOT/NAME, NAME being the last component
+// of the root asked for (the namespace), so each namespace keeps its own
+// state as before; adds one if none was given.
+void redirect_root(std::vector<std::string> &args, std::size_t command_at, const std::string &lab_root) {
     auto below_lab = [&](std::string asked) {
         while (asked.size() > 1 && asked.back() == '/') asked.pop_back();
         std::string name = asked.substr(asked.find_last_of('/') + 1);
         return lab_root + "/" + (name.empty() ? "default" : name);
     };
-    for (std::size_t i = 0; i < args.size(); ++i) {
+    for (std::size_t i = 0; i < command_at; ++i) {
         const std::string &a = args[i];
-        if (std::find(std::begin(commands), std::end(commands), a) != std::end(commands)) break;
         if (a == "--root" && i + 1 < args.size()) {
             args[i + 1] = below_lab(args[i + 1]);
             return;
@@ -99,15 +105,11 @@ void redirect_root(std::vector<std::string> &args, const std::string &lab_root) 
 
 int main(int argc, char **argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    std::string command;
+    const std::size_t command_at = command_index(args);
+    const std::string command = command_at < args.size() ? args[command_at] : "";
     std::string bundle = ".", process;
-    for (std::size_t i = 0; i < args.size(); ++i) {
+    for (std::size_t i = command_at + 1; i < args.size(); ++i) {
         const std::string &a = args[i];
-        if (command.empty() && (a == "create" || a == "run" || a == "exec")) {
-            command = a;
-            continue;
-        }
-        if (command.empty()) continue;
         auto value = [&](const char *long_name, const char *short_name, std::string &out) {
             std::string eq = std::string(long_name) + "=";
             if ((a == long_name || a == short_name) && i + 1 < args.size())
@@ -119,7 +121,7 @@ int main(int argc, char **argv) {
         value("--process", "-p", process);
     }
     if (const char *lab_root = std::getenv("TF_LAB_RUNC_ROOT"); lab_root != nullptr && *lab_root != '\0')
-        redirect_root(args, lab_root);
+        redirect_root(args, command_at, lab_root);
     if (command == "create" || command == "run") rewrite(bundle + "/config.json", false);
     if (command == "exec" && !process.empty()) rewrite(process, true);
     std::string runc = find_runc();
