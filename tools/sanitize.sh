@@ -169,16 +169,5 @@ done
 
 [[ $mode != build-only ]] || exit 0
 
-passed=0
-failed=0
-skipped=0
-for line in "${results[@]}"; do
-  [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]] || { failed=$((failed + 1)); continue; }
-  passed=$((passed + BASH_REMATCH[1]))
-  failed=$((failed + BASH_REMATCH[2]))
-  skipped=$((skipped + ${BASH_REMATCH[4]:-0}))
-done
-line="$passed passed, $failed failed"
-[[ $skipped -eq 0 ]] || line+=", $skipped skipped"
-echo "$line"
-[[ $status -eq 0 && $failed -eq 0 ]]
+printf '%s\n' "${results[@]}" | python3 tools/test_summary.py --total || status=1
+exit $status

@@ -79,19 +79,5 @@ cat "$logs/fuzz.txt"
 record asan "$logs/asan.txt"
 record fuzz "$logs/fuzz.txt"
 
-passed=0
-failed=0
-skipped=0
-for line in "${summaries[@]}"; do
-  [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]
-  passed=$((passed + BASH_REMATCH[1]))
-  failed=$((failed + BASH_REMATCH[2]))
-  skipped=$((skipped + ${BASH_REMATCH[4]:-0}))
-done
-((failed == 0)) || status=1
-if ((skipped)); then
-  echo "$passed passed, $failed failed, $skipped skipped"
-else
-  echo "$passed passed, $failed failed"
-fi
+printf '%s\n' "${summaries[@]}" | python3 tools/test_summary.py --total || status=1
 exit $status

@@ -3,10 +3,38 @@
 """Counts the real test results from meson's JUnit log (one testcase per
 GoogleTest case, since tests run with protocol 'gtest') and prints the line
 'N passed, N failed[, N skipped]'. Under CI (CI=true) a skipped test counts
-as failed: there every test must really run. Exits 1 on any failure."""
+as failed: there every test must really run. Exits 1 on any failure.
+
+With --total, sums such lines read from standard input (one per stage or
+build) into one; a line that is not a result counts as one failure."""
 import json
 import os
+import re
 import sys
+
+RESULT = re.compile(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?")
+
+def result_line(passed, failed, skipped):
+    line = f"{passed} passed, {failed} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    return line
+
+def total(lines):
+    passed = failed = skipped = 0
+    if not lines:
+        print("no result to sum")
+        failed = 1
+    for line in lines:
+        m = RESULT.match(line)
+        if not m:
+            failed += 1
+            continue
+        passed += int(m[1])
+        failed += int(m[2])
+        skipped += int(m[3] or 0)
+    print(result_line(passed, failed, skipped))
+    return 1 if failed else 0
 import xml.etree.ElementTree as ET
 
 def main(path):
@@ -50,11 +78,10 @@ def main(path):
     if passed + failed + skipped == 0:
         print("no test ran")
         failed = 1
-    line = f"{passed} passed, {failed} failed"
-    if skipped:
-        line += f", {skipped} skipped"
-    print(line)
+    print(result_line(passed, failed, skipped))
     return 1 if failed else 0
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--total"]:
+        sys.exit(total([line for line in sys.stdin.read().splitlines() if line.strip()]))
     sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "build/meson-logs/testlog.junit.xml"))
