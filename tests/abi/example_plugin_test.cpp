@@ -150,7 +150,7 @@ TEST(ExamplePlugin, BuildsOutOfTreeAndFindsExampled) {
         auto took = std::chrono::steady_clock::now() - start;
         ASSERT_TRUE(out.result.ok()) << out.result.message;
         ASSERT_EQ(out.engines.size(), 1u) << "only the socket answering like exampled is an engine";
-        EXPECT_LT(took, std::chrono::seconds(3)) << "a silent socket must not hang the probe";
+        EXPECT_LT(took, tftest::hang_guard) << "a silent socket must not hang the probe";
         auto &e = *out.engines[0];
         EXPECT_EQ(e.identity().version, "0.7");
         EXPECT_EQ(e.identity().api, dir / "exampled.sock");
