@@ -17,10 +17,7 @@
 
 #include <turtlefinder/finder.hpp>
 
-#include "discovery/discovery.hpp"
-#include "log.hpp"
 #include "output.hpp"
-#include "procfs/procfs.hpp"
 
 namespace tf = turtlefinder;
 
@@ -118,8 +115,7 @@ void warn_if_not_root() {
 }
 
 int run_sockets(const tf::Options &options, bool json) {
-    auto table = tf::procfs::ProcessTable::scan(options.procfs_root);
-    auto list = tf::discovery::all_listening(table);
+    auto list = tf::listening_sockets(options.procfs_root);
     if (json) {
         std::cout << "{\"schema\":\"" << tf::cli::json_schema << "\",\"processes\":[";
         bool first = true;
