@@ -151,7 +151,8 @@ int run_sockets(const tf::Options &options, bool json) {
 
 int run_plugins(const tf::Finder &finder) {
     auto statuses = finder.plugins();
-    if (statuses.empty()) std::cout << "no plugins found\n";
+    if (statuses.empty())
+        std::cout << "no plugins found (a build tree's are found when run through `meson devenv`)\n";
     for (const auto &s : statuses) {
         if (s.loaded) {
             std::string kinds, claims;
