@@ -17,8 +17,9 @@
 #include "discovery/discovery.hpp"
 #include "hierarchy/hierarchy.hpp"
 #include "log.hpp"
-#include "plugins/engine_client.hpp"
+#include "plugins/engine_handle.hpp"
 #include "plugins/registry.hpp"
+#include "plugins/search_path.hpp"
 #include "procfs/procfs.hpp"
 #include "query/query.hpp"
 #include "watch/watcher.hpp"
@@ -79,9 +80,9 @@ struct Finder::Impl {
     std::mutex discovery_mu;      // one discovery (scan, prune, discover, query) at a time
     mutable std::shared_mutex mu; // guards `watched` and `probed`
     std::vector<std::shared_ptr<Watched>> watched;
-    // An engine client a probe created, with the socket it talks to.
+    // An engine handle a probe created, with the socket it talks to.
     struct Probed {
-        std::shared_ptr<plugins::EngineClient> client;
+        std::shared_ptr<plugins::EngineHandle> engine;
         std::uint64_t api_inode = 0;
     };
     std::set<ProcessKey> probed;  // processes already examined by a detector
@@ -182,13 +183,11 @@ struct Finder::Impl {
 
     // Probes one process's sockets with the plugin claiming it.
     std::vector<Probed> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
-                              tf_probe_fn probe_fn, const std::vector<discovery::ApiSocket> &sockets) {
+                              bool activated, const std::vector<discovery::ApiSocket> &sockets) {
         {
             std::lock_guard lock(stats_mu);
             ++stats.probes;
         }
-        // plugins::probe wraps the handed engines defensively: one lacking a
-        // v1 member is refused back to the plugin instead of being watched.
         plugins::ProbeInput input;
         input.pid = process.pid;
         input.process_name = process.name;
@@ -197,13 +196,13 @@ struct Finder::Impl {
         if (auto it = options.plugin_settings.find(plugin->name()); it != options.plugin_settings.end())
             input.settings = it->second;
         probe_slots.acquire();
-        auto outcome = plugins::probe(plugin, probe_fn, input);
+        auto outcome = activated ? plugin->probe_activated(input) : plugin->probe(input);
         probe_slots.release();
         std::vector<Probed> clients;
         for (auto &e : outcome.engines) {
-            Probed p{std::shared_ptr<plugins::EngineClient>(std::move(e)), 0};
+            Probed p{std::shared_ptr<plugins::EngineHandle>(std::move(e)), 0};
             for (const auto &s : sockets)
-                if (s.reachable == p.client->identity().api) p.api_inode = s.inode;
+                if (s.reachable == p.engine->identity().api) p.api_inode = s.inode;
             clients.push_back(std::move(p));
         }
         if (!outcome.result.ok())
@@ -216,9 +215,9 @@ struct Finder::Impl {
     }
 
     std::shared_ptr<Watched> start_watch(Probed probed, const ProcessKey &key, int pidns_pid, bool activated) {
-        auto client = std::move(probed.client);
+        auto handle = std::move(probed.engine);
         auto w = std::make_shared<Watched>();
-        w->engine = std::make_shared<Engine>(client->identity());
+        w->engine = std::make_shared<Engine>(handle->identity());
         w->engine->pid = key.pid;
         w->process = key;
         w->pidns_pid = pidns_pid;
@@ -229,15 +228,15 @@ struct Finder::Impl {
         std::weak_ptr<Watched> weak = w;
         watch::WatcherOptions wo{options.relist_interval, options.backoff_min, options.backoff_max};
         w->watcher = std::make_unique<watch::Watcher>(
-            std::move(client), wo,
-            [this, weak](EventKind kind, const plugins::RawContainer &raw) {
+            std::move(handle), wo,
+            [this, weak](EventKind kind, const plugins::ReportedContainer &raw) {
                 if (auto self = weak.lock()) on_change(*self, kind, raw);
             },
             [this, key] { return alive(key); });
         return w;
     }
 
-    void on_change(Watched &w, EventKind kind, const plugins::RawContainer &raw) {
+    void on_change(Watched &w, EventKind kind, const plugins::ReportedContainer &raw) {
         bool any;
         {
             std::lock_guard lock(subscribers_mu);
@@ -304,7 +303,7 @@ struct Finder::Impl {
                 {{c.process->pid, c.process->starttime}, c.plugin, c.retry,
                  std::async(std::launch::async, [this, process = *c.process, plugin = c.plugin] {
                      auto sockets = discovery::listening_sockets_of(options.procfs_root, process.pid);
-                     return probe(process, plugin, plugin->detector()->probe, sockets);
+                     return probe(process, plugin, false, sockets);
                  })});
         std::vector<std::shared_ptr<Watched>> fresh;
         auto reads_before = activation.socket_reads();
@@ -317,14 +316,13 @@ struct Finder::Impl {
                 probed.insert(key);
             }
             if (watched_inodes.contains(service.socket.inode)) continue;
-            for (auto &found : probe(service.service, service.plugin, service.plugin->activated_engine()->probe,
-                                     {service.socket})) {
+            for (auto &found : probe(service.service, service.plugin, true, {service.socket})) {
                 found.api_inode = service.socket.inode;
                 log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"",
-                           found.client->identity().type, found.client->identity().api,
-                           found.client->identity().version, key.pid, service.activator_pid, service.plugin->name());
+                           found.engine->identity().type, found.engine->identity().api,
+                           found.engine->identity().version, key.pid, service.activator_pid, service.plugin->name());
                 watched_inodes.insert(service.socket.inode);
-                watched_apis.emplace(service.socket.inode, found.client->identity().type);
+                watched_apis.emplace(service.socket.inode, found.engine->identity().type);
                 fresh.push_back(start_watch(std::move(found), key, service.activator_pid, true));
             }
             std::lock_guard lock(stats_mu);
@@ -353,14 +351,14 @@ struct Finder::Impl {
             }
             for (auto &found : found_engines) {
                 if (found.api_inode != 0 &&
-                    !watched_apis.emplace(found.api_inode, found.client->identity().type).second) {
-                    log().debug("\"{}\" is already watched (socket inode {})", found.client->identity().api,
+                    !watched_apis.emplace(found.api_inode, found.engine->identity().type).second) {
+                    log().debug("\"{}\" is already watched (socket inode {})", found.engine->identity().api,
                                 found.api_inode);
                     continue; // e.g. a service this discovery activated, also claimed by a detector
                 }
                 log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"",
-                           found.client->identity().type, found.client->identity().api,
-                           found.client->identity().version, it->process.pid, it->plugin->name());
+                           found.engine->identity().type, found.engine->identity().api,
+                           found.engine->identity().version, it->process.pid, it->plugin->name());
                 fresh.push_back(start_watch(std::move(found), it->process, it->process.pid, false));
             }
             it = pending_probes.erase(it);
