@@ -53,7 +53,7 @@ public:
     // Every name and suffix it claims, without repeats.
     std::vector<std::string> claims() const;
     // Every process name it claims in any role.
-    std::vector<std::string> process_names() const;
+    std::vector<std::string> claimed_process_names() const;
 
     // Probes an engine process with the detector, or an activated service
     // with the activated-engine probe. Engines lacking a v1 member are
