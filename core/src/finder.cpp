@@ -82,8 +82,11 @@ struct Finder::Impl {
         // rather than stalling this one.
         const auto deadline = std::chrono::steady_clock::now() + options.online_wait;
         prober.start(table, watched_apis());
-        auto fresh = watch(prober.activate(table, deadline));
-        for (auto &w : watch(prober.collect(deadline))) fresh.push_back(std::move(w));
+        std::vector<std::shared_ptr<Watched>> fresh;
+        prober.activate(table, deadline, [&](discovery::FoundEngine found) {
+            fresh.push_back(start_watch(std::move(found)));
+        });
+        for (auto &found : prober.collect(deadline)) fresh.push_back(start_watch(std::move(found)));
         wait_online(fresh, deadline);
         publish(std::move(fresh));
         return query(table);
@@ -122,13 +125,7 @@ struct Finder::Impl {
         return apis;
     }
 
-    // Starts a watcher for each engine found.
-    std::vector<std::shared_ptr<Watched>> watch(std::vector<discovery::FoundEngine> found) {
-        std::vector<std::shared_ptr<Watched>> started;
-        for (auto &f : found) started.push_back(start_watch(std::move(f)));
-        return started;
-    }
-
+    // Starts watching an engine a probe found.
     std::shared_ptr<Watched> start_watch(discovery::FoundEngine found) {
         auto w = std::make_shared<Watched>();
         w->engine = std::make_shared<Engine>(found.engine->identity());

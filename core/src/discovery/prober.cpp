@@ -42,12 +42,11 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
     }
 }
 
-std::vector<FoundEngine> Prober::activate(const procfs::ProcessTable &table,
-                                          std::chrono::steady_clock::time_point deadline) {
+void Prober::activate(const procfs::ProcessTable &table, std::chrono::steady_clock::time_point deadline,
+                      const std::function<void(FoundEngine)> &found_engine) {
     std::set<std::uint64_t> watched_inodes; // sockets some engine already talks to
     for (const auto &[inode, type] : watched_)
         if (inode != 0) watched_inodes.insert(inode);
-    std::vector<FoundEngine> fresh;
     auto reads_before = activation_.socket_reads();
     for (auto &service : activation_.activate(table, registry_, watched_inodes, deadline)) {
         procfs::ProcessKey key{service.service.pid, service.service.starttime};
@@ -64,12 +63,11 @@ std::vector<FoundEngine> Prober::activate(const procfs::ProcessTable &table,
                        e.api, e.version, key.pid, service.activator_pid, service.plugin->name());
             watched_inodes.insert(service.socket.inode);
             watched_.emplace(service.socket.inode, e.type);
-            fresh.push_back(std::move(found));
+            found_engine(std::move(found));
         }
         ++activations_;
     }
     activator_socket_reads_ += activation_.socket_reads() - reads_before;
-    return fresh;
 }
 
 std::vector<FoundEngine> Prober::collect(std::chrono::steady_clock::time_point deadline) {

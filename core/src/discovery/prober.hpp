@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -59,9 +60,11 @@ public:
     // for a retry. Engines found at an API in `watched` are duplicates.
     void start(const procfs::ProcessTable &table, WatchedApis watched);
     // Activates the sockets activators hold for engines not watched yet and
-    // probes the services that start; gives up at `deadline`.
-    std::vector<FoundEngine> activate(const procfs::ProcessTable &table,
-                                      std::chrono::steady_clock::time_point deadline);
+    // probes the services that start; gives up at `deadline`. Each engine
+    // goes to `found` at once, before the next socket is activated: an
+    // activated service exits when idle, so it is watched without delay.
+    void activate(const procfs::ProcessTable &table, std::chrono::steady_clock::time_point deadline,
+                  const std::function<void(FoundEngine)> &found);
     // The new engines of the probes that end by `deadline` (a retry is never
     // waited for); a probe still running is collected by a later call.
     std::vector<FoundEngine> collect(std::chrono::steady_clock::time_point deadline);
