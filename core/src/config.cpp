@@ -93,14 +93,6 @@ FileSettings load_config(const std::string &path, Options &options) {
             o.probe_timeout = std::chrono::milliseconds(r.integer(key, v, 1, 600000));
         } else if (key == "relist_interval_ms") {
             o.relist_interval = std::chrono::milliseconds(r.integer(key, v, 10, 3600000));
-        } else if (key == "containerd_skip_namespaces") {
-            std::string joined;
-            for (const auto &ns : r.strings(key, v)) {
-                if (ns.empty() || ns.find(',') != std::string::npos)
-                    r.fail(key, "expected namespace names (non-empty, without commas)");
-                joined += (joined.empty() ? "" : ",") + ns;
-            }
-            o.plugin_settings["containerd"]["skip-namespaces"] = joined;
         } else if (key == "log_level") {
             auto level = r.string(key, v);
             if (std::find(log_levels.begin(), log_levels.end(), level) == log_levels.end())
@@ -116,8 +108,7 @@ FileSettings load_config(const std::string &path, Options &options) {
             }
         } else {
             r.fail(key, "unknown key (known: plugin_dirs, disabled_plugins, workers, online_wait_ms, "
-                        "probe_timeout_ms, relist_interval_ms, containerd_skip_namespaces, log_level, "
-                        "plugin_settings)");
+                        "probe_timeout_ms, relist_interval_ms, log_level, plugin_settings)");
         }
     }
     options = std::move(o);

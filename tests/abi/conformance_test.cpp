@@ -6,7 +6,6 @@
 #include <chrono>
 #include <filesystem>
 
-#include "plugins/engine_client.hpp"
 #include "plugins/registry.hpp"
 #include "testing.hpp"
 
@@ -38,23 +37,22 @@ std::size_t exercise(const std::string &dir) {
     r.load_directories({dir});
     for (const auto &s : r.statuses()) EXPECT_TRUE(s.loaded) << s.file << ": " << s.reason;
     for (const auto &p : r.plugins()) {
-        const tf_plugin_descriptor &d = p->descriptor();
-        EXPECT_EQ(d.get_extension("tf.no-such-extension.v1"), nullptr);
-        EXPECT_NE(d.version, nullptr);
-        EXPECT_NE(d.description, nullptr);
-        for (tf_probe_fn fn : {p->detector() ? p->detector()->probe : nullptr,
-                               p->activated_engine() ? p->activated_engine()->probe : nullptr}) {
-            if (fn == nullptr) continue;
+        EXPECT_FALSE(p->has_extension("tf.no-such-extension.v1"));
+        EXPECT_FALSE(p->version().empty());
+        EXPECT_FALSE(p->description().empty());
+        for (bool activated : {false, true}) {
+            if (activated ? !p->is_activated_engine() : !p->is_detector()) continue;
+            auto probe = [&](const ProbeInput &in) { return activated ? p->probe_activated(in) : p->probe(in); };
             ProbeInput in;
             in.timeout = std::chrono::milliseconds(200);
             auto start = std::chrono::steady_clock::now();
-            auto out = probe(p, fn, in);
+            auto out = probe(in);
             EXPECT_LT(std::chrono::steady_clock::now() - start, tftest::hang_guard);
             EXPECT_GE(out.result.code, 0) << out.result.message;
             EXPECT_TRUE(out.engines.empty());
             // A socket path that does not exist is no engine, and no hang.
             in.api_paths = {"/nonexistent/turtlefinder-conformance.sock"};
-            out = probe(p, fn, in);
+            out = probe(in);
             EXPECT_TRUE(out.engines.empty());
         }
     }

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "abi_helpers.hpp"
-#include "plugins/engine_client.hpp"
+#include "plugins/engine_handle.hpp"
 #include "plugins/registry.hpp"
 #include "testing.hpp"
 
@@ -160,7 +160,7 @@ TEST(ExamplePlugin, BuildsOutOfTreeAndFindsExampled) {
         in.timeout = std::chrono::milliseconds(300);
         in.api_paths = {dir / "silent.sock", dir / "garbage.sock", dir / "exampled.sock", dir / "absent.sock"};
         auto start = std::chrono::steady_clock::now();
-        auto out = probe(p, p->detector()->probe, in);
+        auto out = p->probe(in);
         auto took = std::chrono::steady_clock::now() - start;
         ASSERT_TRUE(out.result.ok()) << out.result.message;
         ASSERT_EQ(out.engines.size(), 1u) << "only the socket answering like exampled is an engine";
@@ -170,15 +170,15 @@ TEST(ExamplePlugin, BuildsOutOfTreeAndFindsExampled) {
         EXPECT_EQ(e.identity().api, dir / "exampled.sock");
         EXPECT_EQ(e.identity().pid, 1234);
 
-        std::vector<RawContainer> got;
-        auto listed = e.list([&](RawContainer &&c) { got.push_back(std::move(c)); });
+        std::vector<ReportedContainer> got;
+        auto listed = e.list([&](ReportedContainer &&c) { got.push_back(std::move(c)); });
         ASSERT_TRUE(listed.ok()) << listed.message;
         ASSERT_EQ(got.size(), 2u);
         EXPECT_EQ(got[0].id, "alpha");
         EXPECT_EQ(got[0].pid, 11);
         EXPECT_EQ(got[1].name, "db");
-        EngineClient::WatchHandler h{[] { return true; },
-                                     [](tf_event_kind, const std::string &, const RawContainer *) { return true; }};
+        EngineHandle::WatchHandler h{[] { return true; },
+                                     [](turtlefinder::EventKind, const std::string &, const ReportedContainer *) { return true; }};
         EXPECT_EQ(e.watch(h).code, -ENOTSUP);
     }
     guard.check();

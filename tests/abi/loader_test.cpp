@@ -12,10 +12,13 @@
 #include <set>
 #include <thread>
 
+#include <turtlefinder/plugin.h>
+
 #include "abi_helpers.hpp"
 #include "log.hpp"
-#include "plugins/engine_client.hpp"
+#include "plugins/engine_handle.hpp"
 #include "plugins/registry.hpp"
+#include "plugins/search_path.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -41,11 +44,11 @@ TEST(Loader, CFixtureLoadsAndReportsIdentity) {
     auto p = load_one(r, TF_FIXTURE_C);
     ASSERT_TRUE(p);
     EXPECT_EQ(p->name(), "fixture-c");
-    EXPECT_STREQ(p->descriptor().version, "1.2.3");
+    EXPECT_EQ(p->version(), "1.2.3");
     EXPECT_EQ(p->file(), TF_FIXTURE_C);
-    ASSERT_NE(p->detector(), nullptr);
-    EXPECT_EQ(p->activator(), nullptr);
-    EXPECT_EQ(p->activated_engine(), nullptr);
+    ASSERT_TRUE(p->is_detector());
+    EXPECT_FALSE(p->is_activator());
+    EXPECT_FALSE(p->is_activated_engine());
     EXPECT_EQ(r.detector_for("fixture-c-eng"), p);
     EXPECT_EQ(r.detector_for("dockerd"), nullptr);
     const PluginStatus *s = status_of(r, TF_FIXTURE_C);
@@ -62,14 +65,14 @@ TEST(Loader, PluginBuiltAgainstFrozenV1_0Loads) {
     auto p = load_one(r, TF_FIXTURE_V1_0);
     ASSERT_TRUE(p);
     EXPECT_EQ(p->name(), "fixture-c-v1-0");
-    EXPECT_EQ(p->descriptor().abi.major, 1u);
-    EXPECT_EQ(p->descriptor().abi.minor, 0u);
+    EXPECT_EQ(p->abi_major(), 1u);
+    EXPECT_EQ(p->abi_minor(), 0u);
     ProbeInput in;
     in.api_paths = {"/run/c-engine.sock"};
-    auto out = probe(p, p->detector()->probe, in);
+    auto out = p->probe(in);
     ASSERT_EQ(out.engines.size(), 1u);
     std::size_t n = 0;
-    EXPECT_TRUE(out.engines[0]->list([&](RawContainer &&) { ++n; }).ok());
+    EXPECT_TRUE(out.engines[0]->list([&](ReportedContainer &&) { ++n; }).ok());
     EXPECT_EQ(n, 2u);
 }
 
@@ -78,8 +81,8 @@ TEST(Loader, CppFixtureLoadsWithTwoCapabilities) {
     auto p = load_one(r, TF_FIXTURE_CPP);
     ASSERT_TRUE(p);
     EXPECT_EQ(p->name(), "fixture-cpp");
-    EXPECT_NE(p->detector(), nullptr);
-    EXPECT_NE(p->activated_engine(), nullptr);
+    EXPECT_TRUE(p->is_detector());
+    EXPECT_TRUE(p->is_activated_engine());
     EXPECT_EQ(r.detector_for("fixture-cppeng"), p);
     EXPECT_EQ(r.activated_engine_for_socket("/run/x/fixture.sock"), p);
     EXPECT_EQ(r.activated_engine_for_socket("/run/x/other.sock"), nullptr);
@@ -117,10 +120,10 @@ TEST(Loader, CEngineCopiedDefensively) {
     in.pid = 77;
     in.process_name = "fixture-c-eng";
     in.api_paths = {"/run/c-engine.sock", "/run/unrelated.sock"};
-    auto out = probe(p, p->detector()->probe, in);
+    auto out = p->probe(in);
     ASSERT_TRUE(out.result.ok()) << out.result.message;
     ASSERT_EQ(out.engines.size(), 1u);
-    EngineClient &e = *out.engines[0];
+    EngineHandle &e = *out.engines[0];
     EXPECT_EQ(e.identity().type, "example.org/c");
     EXPECT_EQ(e.identity().flavor, "example.org/c"); // NULL flavor falls back to the type
     EXPECT_EQ(e.identity().id, "c-engine-1");
@@ -128,8 +131,8 @@ TEST(Loader, CEngineCopiedDefensively) {
     EXPECT_EQ(e.identity().pid, 77);
     EXPECT_EQ(e.identity().plugin, "fixture-c");
 
-    std::vector<RawContainer> got;
-    auto rc = e.list([&](RawContainer &&c) { got.push_back(std::move(c)); });
+    std::vector<ReportedContainer> got;
+    auto rc = e.list([&](ReportedContainer &&c) { got.push_back(std::move(c)); });
     ASSERT_TRUE(rc.ok()) << rc.message;
     ASSERT_EQ(got.size(), 2u) << "the container without id must be dropped";
     EXPECT_EQ(got[0].id, "c1");
@@ -140,7 +143,7 @@ TEST(Loader, CEngineCopiedDefensively) {
     EXPECT_TRUE(got[1].paused);
     EXPECT_TRUE(got[1].labels.empty()); // n_labels without an array
 
-    RawContainer one;
+    ReportedContainer one;
     bool found = false;
     EXPECT_TRUE(e.inspect("c1", one, found).ok());
     EXPECT_TRUE(found);
@@ -148,7 +151,7 @@ TEST(Loader, CEngineCopiedDefensively) {
     EXPECT_TRUE(e.inspect("gone", one, found).ok());
     EXPECT_FALSE(found);
 
-    EngineClient::WatchHandler h{[] { return true; }, [](tf_event_kind, const std::string &, const RawContainer *) {
+    EngineHandle::WatchHandler h{[] { return true; }, [](EventKind, const std::string &, const ReportedContainer *) {
                                      return true;
                                  }};
     auto w = e.watch(h);
@@ -156,7 +159,7 @@ TEST(Loader, CEngineCopiedDefensively) {
     EXPECT_EQ(w.message, "the C fixture engine has no event stream");
 
     e.cancel();
-    rc = e.list([](RawContainer &&) {});
+    rc = e.list([](ReportedContainer &&) {});
     EXPECT_EQ(rc.code, -ECANCELED);
 }
 
@@ -167,22 +170,22 @@ TEST(Loader, CppEngineThroughTheTrampolines) {
     ProbeInput in;
     in.pid = 5;
     in.api_paths = {"/run/fake.sock"};
-    auto out = probe(p, p->detector()->probe, in);
+    auto out = p->probe(in);
     ASSERT_TRUE(out.result.ok()) << out.result.message;
     ASSERT_EQ(out.engines.size(), 1u);
-    EngineClient &e = *out.engines[0];
+    EngineHandle &e = *out.engines[0];
     EXPECT_EQ(e.identity().type, "example.org/fake");
     EXPECT_EQ(e.identity().flavor, "fake-flavor");
     EXPECT_EQ(e.identity().version, "9.9");
     EXPECT_EQ(e.identity().plugin, "fixture-cpp");
 
-    std::vector<RawContainer> got;
-    ASSERT_TRUE(e.list([&](RawContainer &&c) { got.push_back(std::move(c)); }).ok());
+    std::vector<ReportedContainer> got;
+    ASSERT_TRUE(e.list([&](ReportedContainer &&c) { got.push_back(std::move(c)); }).ok());
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[0].labels, (Labels{{"app", "web"}, {"tier", "front"}}));
     EXPECT_TRUE(got[1].paused);
 
-    RawContainer one;
+    ReportedContainer one;
     bool found = false;
     EXPECT_TRUE(e.inspect("db", one, found).ok());
     EXPECT_TRUE(found);
@@ -200,12 +203,12 @@ TEST(Loader, CppEngineThroughTheTrampolines) {
     EXPECT_EQ(refused.message, "fake engine refuses this inspect");
 
     // The activated-engine probe is the same function through the other vtable.
-    auto activated = probe(p, p->activated_engine()->probe, in);
+    auto activated = p->probe_activated(in);
     EXPECT_EQ(activated.engines.size(), 1u);
 
     // A probe that throws.
     in.settings = {{"probe-throws", "1"}};
-    auto failed = probe(p, p->detector()->probe, in);
+    auto failed = p->probe(in);
     EXPECT_EQ(failed.result.code, -EIO);
     EXPECT_EQ(failed.result.message, "fixture probe exploded");
     EXPECT_TRUE(failed.engines.empty());
@@ -219,22 +222,22 @@ TEST(Loader, WatchDeliversEventsAndEndsOnCancel) {
         ASSERT_TRUE(p);
         ProbeInput in;
         in.api_paths = {"/run/fake.sock"};
-        auto out = probe(p, p->detector()->probe, in);
+        auto out = p->probe(in);
         ASSERT_EQ(out.engines.size(), 1u);
-        EngineClient &e = *out.engines[0];
+        EngineHandle &e = *out.engines[0];
 
         std::atomic<bool> subscribed{false};
         std::atomic<int> events{0};
-        std::vector<std::pair<tf_event_kind, std::string>> seen;
+        std::vector<std::pair<EventKind, std::string>> seen;
         std::string started_label;
-        EngineClient::WatchHandler h;
+        EngineHandle::WatchHandler h;
         h.subscribed = [&] {
             subscribed = true;
             return true;
         };
-        h.event = [&](tf_event_kind kind, const std::string &id, const RawContainer *details) {
+        h.event = [&](EventKind kind, const std::string &id, const ReportedContainer *details) {
             seen.emplace_back(kind, id);
-            if (kind == TF_EVENT_STARTED && details != nullptr) started_label = details->labels.at("fresh");
+            if (kind == EventKind::started && details != nullptr) started_label = details->labels.at("fresh");
             ++events;
             return true;
         };
@@ -247,10 +250,10 @@ TEST(Loader, WatchDeliversEventsAndEndsOnCancel) {
         EXPECT_EQ(result.code, -ECANCELED);
         EXPECT_EQ(result.message, "fake engine: watch cancelled");
         ASSERT_EQ(seen.size(), 4u);
-        EXPECT_EQ(seen[0], (std::pair<tf_event_kind, std::string>{TF_EVENT_STARTED, "new"}));
-        EXPECT_EQ(seen[1].first, TF_EVENT_PAUSED);
-        EXPECT_EQ(seen[2].first, TF_EVENT_UNPAUSED);
-        EXPECT_EQ(seen[3].first, TF_EVENT_EXITED);
+        EXPECT_EQ(seen[0], (std::pair<EventKind, std::string>{EventKind::started, "new"}));
+        EXPECT_EQ(seen[1].first, EventKind::paused);
+        EXPECT_EQ(seen[2].first, EventKind::unpaused);
+        EXPECT_EQ(seen[3].first, EventKind::exited);
         EXPECT_EQ(started_label, "yes");
     }
     guard.check();
@@ -262,10 +265,10 @@ TEST(Loader, HostStopsWatchByReturningFalse) {
     ASSERT_TRUE(p);
     ProbeInput in;
     in.api_paths = {"/run/fake.sock"};
-    auto out = probe(p, p->detector()->probe, in);
+    auto out = p->probe(in);
     ASSERT_EQ(out.engines.size(), 1u);
     int events = 0;
-    EngineClient::WatchHandler h{[] { return true; }, [&](tf_event_kind, const std::string &, const RawContainer *) {
+    EngineHandle::WatchHandler h{[] { return true; }, [&](EventKind, const std::string &, const ReportedContainer *) {
                                      return ++events < 2;
                                  }};
     auto result = out.engines[0]->watch(h);
@@ -279,11 +282,11 @@ TEST(Loader, HostCallbackExceptionDoesNotCrossThePlugin) {
     ASSERT_TRUE(p);
     ProbeInput in;
     in.api_paths = {"/run/c-engine.sock"};
-    auto out = probe(p, p->detector()->probe, in);
+    auto out = p->probe(in);
     ASSERT_EQ(out.engines.size(), 1u);
     int calls = 0;
     // Thrown inside the host's callback, parked while the C plugin unwinds normally, rethrown here.
-    EXPECT_THROW(out.engines[0]->list([&](RawContainer &&) {
+    EXPECT_THROW(out.engines[0]->list([&](ReportedContainer &&) {
         ++calls;
         throw std::runtime_error("host side failure");
     }),
@@ -413,7 +416,7 @@ TEST(Loader, DisabledByFileNameIsNeverLoaded) {
 TEST(Loader, LastHolderDeinits) {
     abitest::LevelScope level("info");
     LogCapture c_log(plugin_logger("fixture-c"));
-    std::unique_ptr<EngineClient> engine;
+    std::unique_ptr<EngineHandle> engine;
     {
         auto first = std::make_unique<Registry>();
         auto second = std::make_unique<Registry>();
@@ -422,7 +425,7 @@ TEST(Loader, LastHolderDeinits) {
         EXPECT_EQ(c_log.count(spdlog::level::info, {"fixture-c initialised"}), 1u) << "init is per process";
         ProbeInput in;
         in.api_paths = {"/c-engine"};
-        auto out = probe(first->plugins()[0], first->plugins()[0]->detector()->probe, in);
+        auto out = first->plugins()[0]->probe(in);
         ASSERT_EQ(out.engines.size(), 1u);
         engine = std::move(out.engines[0]);
         first.reset();
@@ -430,7 +433,7 @@ TEST(Loader, LastHolderDeinits) {
     }
     EXPECT_EQ(c_log.count(spdlog::level::info, {"deinit"}), 0u) << "an engine still holds the plugin";
     std::size_t n = 0;
-    ASSERT_TRUE(engine->list([&](RawContainer &&) { ++n; }).ok()); // the code is still mapped
+    ASSERT_TRUE(engine->list([&](ReportedContainer &&) { ++n; }).ok()); // the code is still mapped
     EXPECT_EQ(n, 2u);
     engine.reset();
     EXPECT_EQ(c_log.count(spdlog::level::info, {"fixture-c deinit"}), 1u);
@@ -512,11 +515,11 @@ TEST(Loader, NoLeaksAfterManyLoadsAndUnloads) {
         auto p = r.find("fixture-cpp");
         ProbeInput in;
         in.api_paths = {"/a", "/b"};
-        auto out = probe(p, p->detector()->probe, in);
+        auto out = p->probe(in);
         ASSERT_EQ(out.engines.size(), 2u);
         std::thread t([&] {
-            EngineClient::WatchHandler h{[] { return true; },
-                                         [](tf_event_kind, const std::string &, const RawContainer *) { return true; }};
+            EngineHandle::WatchHandler h{[] { return true; },
+                                         [](EventKind, const std::string &, const ReportedContainer *) { return true; }};
             out.engines[0]->watch(h);
         });
         out.engines[0]->cancel();

@@ -28,9 +28,9 @@ constexpr const char *host_pidns = "pid:[4026531836]";
 
 using tftest::proc;
 
-std::shared_ptr<const tf::plugins::RawContainer> raw(std::string id, std::string name, int pid, bool paused = false,
+std::shared_ptr<const tf::plugins::ReportedContainer> raw(std::string id, std::string name, int pid, bool paused = false,
                                                      tf::Labels labels = {}) {
-    auto c = std::make_shared<tf::plugins::RawContainer>();
+    auto c = std::make_shared<tf::plugins::ReportedContainer>();
     c->id = std::move(id);
     c->name = std::move(name);
     c->pid = pid;

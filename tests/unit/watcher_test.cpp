@@ -107,7 +107,7 @@ public:
 
 struct Harness {
     ScriptedEngine *engine; // owned by the client below
-    std::shared_ptr<turtlefinder::plugins::EngineClient> client;
+    std::shared_ptr<turtlefinder::plugins::EngineHandle> client;
     std::mutex mu;
     std::vector<std::pair<EventKind, std::string>> changes;
     std::atomic<bool> alive{true};
@@ -115,13 +115,13 @@ struct Harness {
     Harness() {
         auto e = std::make_unique<ScriptedEngine>();
         engine = e.get();
-        client = std::make_shared<turtlefinder::plugins::EngineClient>(sdk::detail::make_engine(std::move(e)),
+        client = std::make_shared<turtlefinder::plugins::EngineHandle>(sdk::detail::make_engine(std::move(e)),
                                                                        nullptr);
     }
     std::unique_ptr<turtlefinder::watch::Watcher> start(turtlefinder::watch::WatcherOptions o = {}) {
         return std::make_unique<turtlefinder::watch::Watcher>(
             client, o,
-            [this](EventKind k, const turtlefinder::plugins::RawContainer &c) {
+            [this](EventKind k, const turtlefinder::plugins::ReportedContainer &c) {
                 std::lock_guard lock(mu);
                 changes.emplace_back(k, c.id);
             },

@@ -20,12 +20,6 @@ namespace turtlefinder::discovery {
 
 namespace {
 
-bool claims(const char *const *names, std::uint32_t n, std::string_view name) {
-    for (std::uint32_t i = 0; i < n && names != nullptr; ++i)
-        if (names[i] != nullptr && name == names[i]) return true;
-    return false;
-}
-
 // Connects to (and at once closes) the socket: for an activator, the
 // connection is what starts the service. Bounded by `deadline`.
 bool poke(const std::string &path, std::chrono::steady_clock::time_point deadline) {
@@ -128,7 +122,6 @@ std::vector<ActivatedService> Activation::activate(const procfs::ProcessTable &t
                 break;
             }
             a.handled.insert(socket.inode);
-            const tf_activated_engine *ext = plugin->activated_engine();
             if (!poke(socket.reachable, deadline)) {
                 log().info("cannot activate \"{}\" held by {} (PID {})", socket.path, process.name, pid);
                 continue;
@@ -140,7 +133,7 @@ std::vector<ActivatedService> Activation::activate(const procfs::ProcessTable &t
                 candidates.push_back(pid); // exec'd in place (systemd-socket-activate)
                 for (int c : candidates) {
                     auto p = procfs::read_process(root, c);
-                    if (!p || p->state == 'Z' || !claims(ext->service_names, ext->n_service_names, p->name)) continue;
+                    if (!p || p->state == 'Z' || !plugin->is_service(p->name)) continue;
                     auto held = procfs::socket_inodes(root, c);
                     if (std::binary_search(held.begin(), held.end(), socket.inode)) {
                         service = std::move(p);

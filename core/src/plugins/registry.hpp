@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Loading plugins (Boost.DLL) and looking them up by what they claim.
+// The plugins a Finder uses: admitted or refused (with the reason), and
+// looked up by what they claim.
 #pragma once
 
 #include <memory>
@@ -9,23 +10,12 @@
 #include <vector>
 
 #include <turtlefinder/finder.hpp>
-#include <turtlefinder/plugin.h>
+
+#include "plugins/loaded_plugin.hpp"
+
+struct tf_plugin_descriptor;
 
 namespace turtlefinder::plugins {
-
-// One loaded and initialised plugin. Shared ownership keeps the shared object
-// mapped as long as anything (an engine client, a vtable user) holds it.
-class Plugin {
-public:
-    virtual ~Plugin() = default;
-    virtual const std::string &file() const = 0; // path, or "<builtin:NAME>" for in-memory entries
-    virtual const tf_plugin_descriptor &descriptor() const = 0;
-    const std::string name() const { return descriptor().name; }
-    // The plugin's vtables, or null when it does not offer that capability.
-    virtual const tf_engine_detector *detector() const = 0;
-    virtual const tf_socket_activator *activator() const = 0;
-    virtual const tf_activated_engine *activated_engine() const = 0;
-};
 
 // Loading (load_*, add) is not thread-safe; once loaded, the const lookups
 // may run from any number of threads.
@@ -72,16 +62,5 @@ private:
     std::vector<PluginStatus> statuses_;
     std::set<std::string> loaded_files_; // canonical paths, so a file seen twice loads once
 };
-
-// Checks that a plugin file (and the directories it sits in) could only have
-// been put there by root: owned by root, writable by no group or other. Only
-// enforced when running as root, as sudo does for its plugins. Returns the
-// reason for refusal, or an empty string.
-std::string insecure_reason(const std::string &path);
-
-// Directories searched when Options::default_plugin_dirs is set:
-// TURTLEFINDER_PLUGIN_PATH (colon separated), then the installation's plugin
-// folder (see installation_path).
-std::vector<std::string> default_plugin_dirs();
 
 } // namespace turtlefinder::plugins

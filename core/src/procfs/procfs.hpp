@@ -5,6 +5,7 @@
 // debug; callers decide what matters.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +22,13 @@ struct Process {
     std::uint64_t starttime = 0; // clock ticks after boot: tells a reused PID apart
     std::string name;            // comm, may contain spaces and ')'
     std::vector<int> children;   // sorted
+};
+
+// A process identity that survives PID reuse.
+struct ProcessKey {
+    int pid = 0;
+    std::uint64_t starttime = 0;
+    auto operator<=>(const ProcessKey &) const = default;
 };
 
 // One scan of the process table: only /proc/PID/stat is read per process.

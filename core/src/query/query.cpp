@@ -88,7 +88,7 @@ bool still_valid(const procfs::ProcessTable &table, const Input &in, bool &moved
 
 } // namespace
 
-Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::RawContainer &raw, int host_pid) {
+Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::ReportedContainer &raw, int host_pid) {
     Container c;
     c.id = raw.id;
     c.name = raw.name.empty() ? raw.id : raw.name;

@@ -84,6 +84,6 @@ private:
 };
 
 // A container as the caller sees it.
-Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::RawContainer &raw, int host_pid);
+Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::ReportedContainer &raw, int host_pid);
 
 } // namespace turtlefinder::query

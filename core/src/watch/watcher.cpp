@@ -9,27 +9,27 @@ namespace turtlefinder::watch {
 
 namespace {
 
-bool same_state(const plugins::RawContainer &a, const plugins::RawContainer &b) {
+bool same_state(const plugins::ReportedContainer &a, const plugins::ReportedContainer &b) {
     return a.paused == b.paused && a.pid == b.pid && a.name == b.name && a.labels == b.labels;
 }
 
-std::string describe(const plugins::EngineClient &client) {
-    const Engine &e = client.identity();
+std::string describe(const plugins::EngineHandle &engine) {
+    const Engine &e = engine.identity();
     return fmt::format("{} engine \"{}\" (PID {})", e.type, e.api, e.pid);
 }
 
 } // namespace
 
-Watcher::Watcher(std::shared_ptr<plugins::EngineClient> client, WatcherOptions options,
+Watcher::Watcher(std::shared_ptr<plugins::EngineHandle> engine, WatcherOptions options,
                  ChangeListener on_change, std::function<bool()> alive)
-    : client_(std::move(client)), options_(options), on_change_(std::move(on_change)),
+    : engine_(std::move(engine)), options_(options), on_change_(std::move(on_change)),
       alive_(std::move(alive)), snapshot_(std::make_shared<const Snapshot>()) {
     thread_ = std::thread([this] { run(); });
 }
 
 Watcher::~Watcher() {
     stopping_ = true;
-    client_->cancel();
+    engine_->cancel();
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
 }
@@ -66,14 +66,14 @@ bool Watcher::sleep_for(std::chrono::milliseconds d) {
 
 bool Watcher::sync() {
     std::map<std::string, ContainerPtr> fresh;
-    auto rc = client_->list([&](plugins::RawContainer &&c) {
+    auto rc = engine_->list([&](plugins::ReportedContainer &&c) {
         auto id = c.id;
-        fresh[id] = std::make_shared<const plugins::RawContainer>(std::move(c));
+        fresh[id] = std::make_shared<const plugins::ReportedContainer>(std::move(c));
     });
     if (!rc.ok()) {
         if (!stopping_) {
             last_error_ = rc.message;
-            log().debug("listing {} failed: {}", describe(*client_), rc.message);
+            log().debug("listing {} failed: {}", describe(*engine_), rc.message);
         }
         return false;
     }
@@ -103,24 +103,24 @@ bool Watcher::sync() {
     return true;
 }
 
-void Watcher::apply(tf_event_kind kind, const std::string &id, const plugins::RawContainer *details) {
+void Watcher::apply(EventKind kind, const std::string &id, const plugins::ReportedContainer *details) {
     ContainerPtr changed;
     EventKind what{};
-    if (kind == TF_EVENT_STARTED) {
-        plugins::RawContainer c;
+    if (kind == EventKind::started) {
+        plugins::ReportedContainer c;
         bool found = false;
         if (details != nullptr) {
             c = *details;
             found = true;
         } else {
-            auto rc = client_->inspect(id, c, found);
+            auto rc = engine_->inspect(id, c, found);
             if (!rc.ok()) {
-                log().debug("inspecting {} on {} failed: {}", id, describe(*client_), rc.message);
+                log().debug("inspecting {} on {} failed: {}", id, describe(*engine_), rc.message);
                 return;
             }
         }
         if (!found) return; // already gone again: do not resurrect it
-        changed = std::make_shared<const plugins::RawContainer>(std::move(c));
+        changed = std::make_shared<const plugins::ReportedContainer>(std::move(c));
         what = EventKind::started;
         std::lock_guard lock(mu_);
         view_[changed->id] = changed;
@@ -129,20 +129,20 @@ void Watcher::apply(tf_event_kind kind, const std::string &id, const plugins::Ra
         std::lock_guard lock(mu_);
         auto it = view_.find(id);
         if (it == view_.end()) return; // e.g. died before it was listed
-        if (kind == TF_EVENT_EXITED) {
+        if (kind == EventKind::exited) {
             changed = it->second;
             what = EventKind::exited;
             view_.erase(it);
-        } else if (kind == TF_EVENT_PAUSED || kind == TF_EVENT_UNPAUSED) {
-            bool paused = kind == TF_EVENT_PAUSED;
+        } else if (kind == EventKind::paused || kind == EventKind::unpaused) {
+            bool paused = kind == EventKind::paused;
             if (it->second->paused == paused) return;
-            auto copy = std::make_shared<plugins::RawContainer>(*it->second);
+            auto copy = std::make_shared<plugins::ReportedContainer>(*it->second);
             copy->paused = paused;
             it->second = copy;
             changed = copy;
             what = paused ? EventKind::paused : EventKind::unpaused;
         } else {
-            return; // unknown kinds from newer plugins are ignored
+            return; // engine events do not come from an engine handle
         }
         publish_locked();
     }
@@ -154,21 +154,21 @@ void Watcher::run() {
     bool told_polling = false;
     while (!stopping_) {
         bool synced = false;
-        plugins::EngineClient::WatchHandler handler{
+        plugins::EngineHandle::WatchHandler handler{
             [&] {
                 synced = sync();
                 return synced && !stopping_;
             },
-            [&](tf_event_kind kind, const std::string &id, const plugins::RawContainer *details) {
+            [&](EventKind kind, const std::string &id, const plugins::ReportedContainer *details) {
                 apply(kind, id, details);
                 return !stopping_.load();
             }};
-        auto rc = client_->watch(handler);
+        auto rc = engine_->watch(handler);
         if (stopping_) break;
         if (rc.code == -ENOTSUP) {
             polling_ = true;
             if (!told_polling) {
-                log().info("{} has no event stream ({}); relisting every {} ms", describe(*client_),
+                log().info("{} has no event stream ({}); relisting every {} ms", describe(*engine_),
                            rc.message, options_.relist_interval.count());
                 told_polling = true;
             }
@@ -179,10 +179,10 @@ void Watcher::run() {
             }
         } else {
             if (synced) backoff = options_.backoff_min; // the stream worked for a while
-            log().debug("watch of {} ended: {}", describe(*client_), rc.message);
+            log().debug("watch of {} ended: {}", describe(*engine_), rc.message);
         }
         if (!alive_ || !alive_()) {
-            log().info("{} is gone; its watch ends", describe(*client_));
+            log().info("{} is gone; its watch ends", describe(*engine_));
             break;
         }
         if (!sleep_for(backoff)) break;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// One watcher per engine client: keeps an always-current view of the engine's
+// One watcher per engine handle: keeps an always-current view of the engine's
 // alive containers in memory, so queries never wait for an engine.
 //
 // Sync protocol (engine-agnostic): subscribe to events first; once the
@@ -24,11 +24,11 @@
 
 #include <turtlefinder/model.hpp>
 
-#include "plugins/engine_client.hpp"
+#include "plugins/engine_handle.hpp"
 
 namespace turtlefinder::watch {
 
-using ContainerPtr = std::shared_ptr<const plugins::RawContainer>;
+using ContainerPtr = std::shared_ptr<const plugins::ReportedContainer>;
 using Snapshot = std::vector<ContainerPtr>;
 
 struct WatcherOptions {
@@ -38,15 +38,15 @@ struct WatcherOptions {
 };
 
 // A change to the view: kind is started, exited, paused or unpaused.
-using ChangeListener = std::function<void(EventKind kind, const plugins::RawContainer &container)>;
+using ChangeListener = std::function<void(EventKind kind, const plugins::ReportedContainer &container)>;
 
 class Watcher {
 public:
     // `alive` tells whether the engine process still exists; a failing watch
     // whose engine is gone ends for good (the watcher is then dead).
-    Watcher(std::shared_ptr<plugins::EngineClient> client, WatcherOptions options,
+    Watcher(std::shared_ptr<plugins::EngineHandle> engine, WatcherOptions options,
             ChangeListener on_change, std::function<bool()> alive);
-    ~Watcher(); // cancels the client's blocking calls and joins the thread
+    ~Watcher(); // cancels the engine's blocking calls and joins the thread
     Watcher(const Watcher &) = delete;
     Watcher &operator=(const Watcher &) = delete;
 
@@ -62,17 +62,15 @@ public:
     // The current view; cheap (shared, immutable). Empty before the first sync.
     std::shared_ptr<const Snapshot> snapshot() const;
 
-    const std::shared_ptr<plugins::EngineClient> &client() const { return client_; }
-
 private:
     void run();
     bool sync();            // full list, replaces the view; false on error
-    void apply(tf_event_kind kind, const std::string &id, const plugins::RawContainer *details);
+    void apply(EventKind kind, const std::string &id, const plugins::ReportedContainer *details);
     bool sleep_for(std::chrono::milliseconds d); // false when stopping
     void publish_locked();
     void mark_ready();
 
-    std::shared_ptr<plugins::EngineClient> client_;
+    std::shared_ptr<plugins::EngineHandle> engine_;
     WatcherOptions options_;
     ChangeListener on_change_;
     std::function<bool()> alive_;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The host's C++ view of one tf_engine: RAII, errors as results.
+// The core's handle on one engine client a plugin created: RAII, errors as
+// results, and only core types — the C structs stay inside core/src/plugins.
 #pragma once
 
 #include <chrono>
@@ -10,13 +11,15 @@
 #include <vector>
 
 #include <turtlefinder/model.hpp>
-#include <turtlefinder/plugin.h>
 
-#include "registry.hpp"
+struct tf_engine;
 
 namespace turtlefinder::plugins {
 
-struct RawContainer {
+class Plugin;
+
+// A container as its engine reports it, copied out of the plugin's memory.
+struct ReportedContainer {
     std::string id;
     std::string name;
     int pid = 0; // in the engine's PID namespace
@@ -30,28 +33,25 @@ struct CallResult {
     bool ok() const { return code >= 0; }
 };
 
-// Copies a tf_container into a RawContainer, defensively: NULL strings become
-// empty, labels with NULL parts are dropped, invalid UTF-8 is kept as bytes.
-RawContainer copy_container(const tf_container &c);
-
-class EngineClient {
+class EngineHandle {
 public:
     // Takes ownership of `engine`; `plugin` keeps the shared object loaded.
-    EngineClient(tf_engine *engine, std::shared_ptr<const Plugin> plugin);
-    ~EngineClient(); // cancel + destroy
-    EngineClient(const EngineClient &) = delete;
-    EngineClient &operator=(const EngineClient &) = delete;
+    EngineHandle(tf_engine *engine, std::shared_ptr<const Plugin> plugin);
+    ~EngineHandle(); // cancel + destroy
+    EngineHandle(const EngineHandle &) = delete;
+    EngineHandle &operator=(const EngineHandle &) = delete;
 
     // Identity copied at construction (the plugin's strings are not kept).
     const Engine &identity() const { return identity_; }
-    const std::shared_ptr<const Plugin> &plugin() const { return plugin_; }
 
-    CallResult list(const std::function<void(RawContainer &&)> &each);
+    CallResult list(const std::function<void(ReportedContainer &&)> &each);
     // found=false when the container is not alive.
-    CallResult inspect(const std::string &id, RawContainer &out, bool &found);
+    CallResult inspect(const std::string &id, ReportedContainer &out, bool &found);
     struct WatchHandler {
         std::function<bool()> subscribed; // false → stop
-        std::function<bool(tf_event_kind, const std::string &id, const RawContainer *details)> event;
+        // `kind` is started, exited, paused or unpaused; kinds this host does
+        // not know yet never arrive here. false → stop.
+        std::function<bool(EventKind kind, const std::string &id, const ReportedContainer *details)> event;
     };
     CallResult watch(const WatchHandler &handler);
     void cancel();
@@ -73,12 +73,7 @@ struct ProbeInput {
 
 struct ProbeOutcome {
     CallResult result; // code = number of engines on success
-    std::vector<std::unique_ptr<EngineClient>> engines;
+    std::vector<std::unique_ptr<EngineHandle>> engines;
 };
-
-// Runs `probe` (the plugin's detector or activated-engine probe) and wraps
-// each engine it hands over. Engines whose tf_engine lacks a v1 member are
-// refused back to the plugin (which destroys them) with a warning.
-ProbeOutcome probe(const std::shared_ptr<const Plugin> &plugin, tf_probe_fn probe, const ProbeInput &input);
 
 } // namespace turtlefinder::plugins
