@@ -6,8 +6,8 @@
 #include <string>
 
 #include <turtlefinder/plugin.hpp>
-#include <turtlefinder/grpc/containerd.hpp>
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/containerd.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 namespace turtlefinder::plugins::containerd {
 

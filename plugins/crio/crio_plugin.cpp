@@ -4,7 +4,7 @@
 #include <string>
 
 #include <turtlefinder/plugin.hpp>
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 namespace turtlefinder::plugins::crio {
 

@@ -47,7 +47,7 @@
 
 #include <turtlefinder/clients/docker/client.hpp>
 #include <turtlefinder/finder.hpp>
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 #include "bench_common.hpp"
 #include "containerd.hpp"

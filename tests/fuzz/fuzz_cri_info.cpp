@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
     std::string json(turtlefinder::fuzz::as_text(data, size));

@@ -14,7 +14,7 @@
 #include "containerd.hpp"
 #include "lab.hpp"
 #include "testing.hpp"
-#include "turtlefinder/grpc/cri.hpp"
+#include "turtlefinder/clients/grpc/cri.hpp"
 
 namespace {
 

@@ -9,7 +9,7 @@
 
 #include <fstream>
 
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 #include "containerd.hpp"
 #include "grpc_plugin_host.hpp"

@@ -10,7 +10,7 @@
 
 #include <fstream>
 
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 #include "containerd.hpp"
 #include "lab.hpp"

@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <turtlefinder/finder.hpp>
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 #include <unistd.h>
 

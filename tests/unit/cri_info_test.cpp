@@ -8,8 +8,8 @@
 
 #include <cerrno>
 
-#include <turtlefinder/grpc/containerd.hpp>
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/containerd.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 namespace gc = turtlefinder::grpc_client;
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include <turtlefinder/plugin.hpp>
-#include <turtlefinder/grpc/channel.hpp>
+#include <turtlefinder/clients/grpc/channel.hpp>
 
 namespace turtlefinder::grpc_client {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <turtlefinder/grpc/channel.hpp>
+#include <turtlefinder/clients/grpc/channel.hpp>
 
 #include <fcntl.h>
 #include <sys/un.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <turtlefinder/grpc/containerd.hpp>
+#include <turtlefinder/clients/grpc/containerd.hpp>
 
 #include <fcntl.h>
 #include <sched.h>

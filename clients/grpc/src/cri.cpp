@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -7,7 +7,7 @@
 
 #include <boost/json.hpp>
 
-#include <turtlefinder/grpc/containerd.hpp>
+#include <turtlefinder/clients/grpc/containerd.hpp>
 
 #include "stream_reader.hpp"
 #include "tf_cri_api.grpc.pb.h"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include <turtlefinder/plugin.hpp>
-#include <turtlefinder/grpc/channel.hpp>
+#include <turtlefinder/clients/grpc/channel.hpp>
 
 namespace turtlefinder::grpc_client {
 
