@@ -11,7 +11,7 @@
 
 namespace turtlefinder::plugins::containerd {
 
-namespace gc = turtlefinder::grpc_client;
+namespace gc = turtlefinder::clients::grpc;
 
 struct Plugin {
     static constexpr const char *name = "containerd";

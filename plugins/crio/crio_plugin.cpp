@@ -8,7 +8,7 @@
 
 namespace turtlefinder::plugins::crio {
 
-namespace gc = turtlefinder::grpc_client;
+namespace gc = turtlefinder::clients::grpc;
 
 struct Plugin {
     static constexpr const char *name = "crio";

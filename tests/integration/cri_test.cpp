@@ -21,7 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace lab = turtlefinder::lab;
 namespace host = tftest::grpc_host;
-namespace gc = turtlefinder::grpc_client;
+namespace gc = turtlefinder::clients::grpc;
 
 // runc's init becomes the container's program only once started; poll.
 class Cri : public ::testing::Test {

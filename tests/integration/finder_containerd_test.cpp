@@ -21,7 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
-namespace gc = turtlefinder::grpc_client;
+namespace gc = turtlefinder::clients::grpc;
 
 class FinderContainerd : public ::testing::Test {
 protected:

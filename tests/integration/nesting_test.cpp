@@ -26,7 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
-namespace gc = turtlefinder::grpc_client;
+namespace gc = turtlefinder::clients::grpc;
 
 using EnginePtr = std::shared_ptr<const tf::Engine>;
 

@@ -13,7 +13,7 @@
 
 #include <turtlefinder/plugin.hpp>
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 namespace {
 
@@ -107,4 +107,4 @@ void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout, cons
     if (!containerd_namespace.empty()) ctx.AddMetadata("containerd-namespace", containerd_namespace);
 }
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

@@ -26,7 +26,7 @@
 #include "tf_containerd_tasks.grpc.pb.h"
 #include "tf_containerd_version.grpc.pb.h"
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 namespace cd_version = ::containerd::services::version::v1;
 namespace cd_introspection = ::containerd::services::introspection::v1;
@@ -363,4 +363,4 @@ std::unique_ptr<sdk::EngineClient> make_containerd_client(ContainerdOptions opti
     return std::make_unique<ContainerdClient>(std::move(info), std::move(options), std::move(channel));
 }
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

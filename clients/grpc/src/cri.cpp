@@ -12,7 +12,7 @@
 #include "stream_reader.hpp"
 #include "tf_cri_api.grpc.pb.h"
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 namespace cri = ::runtime::v1;
 
@@ -365,4 +365,4 @@ void CriAdmin::remove_pod(const std::string &id) {
     impl_->pods.erase(id);
 }
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

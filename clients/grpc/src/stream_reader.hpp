@@ -16,7 +16,7 @@
 
 #include <turtlefinder/clients/grpc/channel.hpp>
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 template <typename Response>
 class StreamReader {
@@ -117,4 +117,4 @@ private:
     bool finished_ = false;
 };
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

@@ -17,7 +17,7 @@
 
 #include <turtlefinder/plugin.h>
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 // How the shared client code logs: the plugin passes its own sdk::log, so the
 // message goes out under the plugin's name (this library has no host of its own).
@@ -82,4 +82,4 @@ private:
 void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout,
              const std::string &containerd_namespace = {});
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

@@ -12,7 +12,7 @@
 #include <turtlefinder/plugin.hpp>
 #include <turtlefinder/clients/grpc/channel.hpp>
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 // Default for the "skip-namespaces" setting: Docker's and the CRI's namespaces,
 // whose containers the moby and CRI clients report.
@@ -47,4 +47,4 @@ std::unique_ptr<sdk::EngineClient> make_containerd_client(ContainerdOptions opti
 // would give a file that need not match, or our own UTS name.
 std::string node_engine_id(int engine_pid, const std::string &socket);
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

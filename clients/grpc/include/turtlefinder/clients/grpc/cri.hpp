@@ -14,7 +14,7 @@
 #include <turtlefinder/plugin.hpp>
 #include <turtlefinder/clients/grpc/channel.hpp>
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 // Labels the CRI client puts on every workload, taken from the CRI metadata.
 inline constexpr const char *label_pod_name = "io.kubernetes.pod.name";
@@ -88,4 +88,4 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc
