@@ -229,7 +229,7 @@ struct Plugin {
             try {
                 docker::Ping ping = docker::Client(options).ping();
                 if (!ping.is_podman()) {
-                    sdk::log(TF_LOG_DEBUG, "'" + path + "' answers like Docker, not podman (no Libpod-Api-Version)");
+                    request.log(TF_LOG_DEBUG, "'" + path + "' answers like Docker, not podman (no Libpod-Api-Version)");
                     continue;
                 }
                 sdk::EngineInfo ei;
@@ -245,7 +245,7 @@ struct Plugin {
                 engines.push_back(std::make_unique<Engine>(std::move(ei), options));
                 break;
             } catch (const docker::Error &e) {
-                sdk::log(TF_LOG_DEBUG, "'" + path + "' is not podman's API: " + e.what());
+                request.log(TF_LOG_DEBUG, "'" + path + "' is not podman's API: " + e.what());
             }
         }
         return engines;

@@ -20,10 +20,10 @@ struct Plugin {
         sdk::Engines engines;
         for (const auto &path : request.api_paths) {
             if (path.ends_with(".ttrpc")) continue; // never a CRI endpoint
-            auto cri = gc::probe_cri_engine(path, request.pid, "cri-o.io", request.timeout, sdk::log);
+            auto cri = gc::probe_cri_engine(request, path, "cri-o.io");
             if (!cri) {
-                sdk::log(TF_LOG_DEBUG, "crio " + std::to_string(request.pid) + ": " + path +
-                                           " does not answer CRI Version; skipped");
+                request.log(TF_LOG_DEBUG, "crio " + std::to_string(request.pid) + ": " + path +
+                                              " does not answer CRI Version; skipped");
                 continue;
             }
             engines.push_back(std::move(cri));

@@ -73,12 +73,32 @@ struct EngineInfo {
     int pid = 0;
 };
 
+// A line to the host's log, under the plugin's name. It holds the tf_host
+// that init received, which stays valid until deinit, so it may be kept
+// (e.g. by an engine client) and handed to code outside the plugin's own
+// shared object: a client library shared by several plugins logs through
+// the Log its caller hands down, under that caller's name. A
+// default-constructed Log drops every message.
+class Log {
+public:
+    Log() = default;
+    explicit Log(const tf_host *host) noexcept : host_(host) {}
+    void operator()(tf_log_level level, const std::string &message) const noexcept {
+        if (host_ != nullptr && TF_HAS_MEMBER(host_, tf_host, log) && host_->log != nullptr)
+            host_->log(host_->ctx, level, message.c_str());
+    }
+
+private:
+    const tf_host *host_ = nullptr;
+};
+
 struct ProbeRequest {
     int pid = 0;
     std::string process_name;
     std::vector<std::string> api_paths;
     std::chrono::milliseconds timeout{1000};
     std::map<std::string, std::string> settings;
+    Log log; // the plugin's log: hand it to the engine clients and libraries the probe uses
 };
 
 // What watch() reports to. Both return false when the host wants the watch
@@ -114,19 +134,21 @@ private:
 
 using Engines = std::vector<std::unique_ptr<EngineClient>>;
 
-// Logging through the host (set by init; a no-op before).
 namespace detail {
+// The host init received, per shared object (each plugin has its own copy).
 inline const tf_host *&host_slot() noexcept {
     static const tf_host *host = nullptr; // trivially initialised: no dlopen-time constructor
     return host;
 }
 } // namespace detail
 
-inline void log(tf_log_level level, const std::string &message) noexcept {
-    const tf_host *host = detail::host_slot();
-    if (host != nullptr && TF_HAS_MEMBER(host, tf_host, log) && host->log != nullptr)
-        host->log(host->ctx, level, message.c_str());
-}
+// A library that plugins share is not a plugin: its copy of host_slot() is
+// never set, so it defines TF_SDK_SHARED_LIBRARY to lose sdk::log and logs
+// through the Log it is handed (ProbeRequest::log) instead.
+#ifndef TF_SDK_SHARED_LIBRARY
+// Logs through the host under this plugin's name (a no-op before init).
+inline void log(tf_log_level level, const std::string &message) noexcept { Log(detail::host_slot())(level, message); }
+#endif
 
 namespace detail {
 
@@ -276,6 +298,7 @@ inline ProbeRequest to_request(const tf_probe_request *r) {
     for (uint32_t i = 0; i < r->n_api_paths && r->api_paths != nullptr; ++i)
         if (r->api_paths[i] != nullptr) req.api_paths.emplace_back(r->api_paths[i]);
     if (r->timeout_ms > 0) req.timeout = std::chrono::milliseconds(r->timeout_ms);
+    req.log = Log(host_slot());
     for (uint32_t i = 0; i < r->n_settings && r->settings != nullptr; ++i)
         if (r->settings[i].key != nullptr && r->settings[i].value != nullptr)
             req.settings[r->settings[i].key] = r->settings[i].value;

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -15,13 +14,7 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/status.h>
 
-#include <turtlefinder/plugin.h>
-
 namespace turtlefinder::clients::grpc {
-
-// How the shared client code logs: the plugin passes its own sdk::log, so the
-// message goes out under the plugin's name (this library has no host of its own).
-using Logger = std::function<void(tf_log_level, const std::string &)>;
 
 // A channel to one unix socket. Paths longer than sun_path allows (deep
 // /proc/PID/root/... paths) are reached through an O_PATH descriptor of the

@@ -27,18 +27,18 @@ std::optional<std::string> probe_containerd(const std::string &socket, std::chro
 
 struct ContainerdOptions {
     std::string socket;     // API socket path as the host can reach it
-    int engine_pid = 0;     // host PID of the containerd process
     std::string version;    // as probed
-    std::chrono::milliseconds timeout{2000}; // per unary call
     std::set<std::string> skip_namespaces = split_list(default_skip_namespaces);
-    Logger log;
 };
 
-// An engine client of type and flavor "containerd.io". Container IDs are
-// "namespace/id" outside the "default" namespace. The engine id is containerd's
-// server UUID; containerd older than 1.5 has no Introspection.Server, so the id
-// then falls back to node_engine_id() (hostname and socket path).
-std::unique_ptr<sdk::EngineClient> make_containerd_client(ContainerdOptions options);
+// An engine client of type and flavor "containerd.io" for the engine process
+// of the probe `request`: its PID, per-call timeout and log come from there.
+// Container IDs are "namespace/id" outside the "default" namespace. The
+// engine id is containerd's server UUID; containerd older than 1.5 has no
+// Introspection.Server, so the id then falls back to node_engine_id()
+// (hostname and socket path).
+std::unique_ptr<sdk::EngineClient> make_containerd_client(const sdk::ProbeRequest &request,
+                                                          ContainerdOptions options);
 
 // A stable id for an engine without one of its own: "<UTS hostname of the
 // engine>:<API socket path inside the engine's mount namespace>". The hostname

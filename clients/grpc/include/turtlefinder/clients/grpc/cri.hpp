@@ -36,25 +36,23 @@ std::optional<CriVersion> probe_cri(const std::string &socket, std::chrono::mill
 
 struct CriOptions {
     std::string socket;
-    int engine_pid = 0;
     std::string flavor; // "containerd.io", "cri-o.io"
     CriVersion version;
-    std::chrono::milliseconds timeout{2000};
-    Logger log;
 };
 
-// An engine client of type "k8s.io/cri-api". Its id is node_engine_id() (the
-// CRI has no engine id of its own). watch() uses GetContainerEvents; where the
-// runtime lacks it (UNIMPLEMENTED, or a stream that ends at once) it throws
-// sdk::Error(-ENOTSUP) and logs that once, so the host relists periodically.
-std::unique_ptr<sdk::EngineClient> make_cri_client(CriOptions options);
+// An engine client of type "k8s.io/cri-api" for the engine process of the
+// probe `request`: its PID, per-call timeout and log come from there. Its id
+// is node_engine_id() (the CRI has no engine id of its own). watch() uses
+// GetContainerEvents; where the runtime lacks it (UNIMPLEMENTED, or a stream
+// that ends at once) it throws sdk::Error(-ENOTSUP) and logs that once, so
+// the host relists periodically.
+std::unique_ptr<sdk::EngineClient> make_cri_client(const sdk::ProbeRequest &request, CriOptions options);
 
-// probe_cri + make_cri_client for a plugin's probe: a CRI engine client for
-// `socket` of engine process `engine_pid`, or null when it does not answer
-// CRI in time. Pass the plugin's own sdk::log as `log`: this library's copy
-// of plugin.hpp has no host to log to.
-std::unique_ptr<sdk::EngineClient> probe_cri_engine(const std::string &socket, int engine_pid, std::string flavor,
-                                                    std::chrono::milliseconds timeout, Logger log);
+// probe_cri + make_cri_client: a CRI engine client for `socket` (one of
+// request.api_paths), or null when it does not answer CRI within
+// request.timeout.
+std::unique_ptr<sdk::EngineClient> probe_cri_engine(const sdk::ProbeRequest &request, const std::string &socket,
+                                                    std::string flavor);
 
 // PID in a verbose status "info" JSON document ({"pid": N, ...}), 0 if absent
 // or malformed.
