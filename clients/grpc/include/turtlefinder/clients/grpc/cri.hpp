@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// The Kubernetes CRI (runtime.v1) over gRPC: probing, an engine client over
-// running containers and ready pod sandboxes, and a small admin client that
-// tests use to create host-network pods.
+// The Kubernetes CRI (runtime.v1) over gRPC: probing, and an engine client
+// over running containers and ready pod sandboxes.
 #pragma once
 
 #include <chrono>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include <turtlefinder/plugin.hpp>
 #include <turtlefinder/clients/grpc/channel.hpp>
@@ -57,33 +54,5 @@ std::unique_ptr<sdk::EngineClient> probe_cri_engine(const sdk::ProbeRequest &req
 // PID in a verbose status "info" JSON document ({"pid": N, ...}), 0 if absent
 // or malformed.
 int pid_from_info_json(const std::string &json) noexcept;
-
-// A minimal CRI client to create and remove pods and containers (tests and
-// tooling; not used by discovery).
-class CriAdmin {
-public:
-    explicit CriAdmin(const std::string &socket, std::chrono::milliseconds timeout = std::chrono::seconds(30));
-    ~CriAdmin();
-    CriAdmin(const CriAdmin &) = delete;
-    CriAdmin &operator=(const CriAdmin &) = delete;
-
-    CriVersion version();
-    // A pod sharing the host's network (no CNI needed); returns its id.
-    std::string run_pod(const std::string &name, const std::string &pod_namespace, const std::string &uid,
-                        const std::map<std::string, std::string> &labels = {});
-    // Creates (not starts) a container in `pod_id`, created by run_pod of this object.
-    std::string create_container(const std::string &pod_id, const std::string &name, const std::string &image,
-                                 const std::vector<std::string> &command,
-                                 const std::map<std::string, std::string> &labels = {});
-    void start_container(const std::string &id);
-    void stop_container(const std::string &id);
-    void remove_container(const std::string &id);
-    void stop_pod(const std::string &id);
-    void remove_pod(const std::string &id);
-
-private:
-    struct Impl;
-    std::unique_ptr<Impl> impl_;
-};
 
 } // namespace turtlefinder::clients::grpc
