@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace turtlefinder::plugins::moby {
+namespace tfplugin::moby {
 
 namespace docker = turtlefinder::clients::docker;
 namespace sdk = turtlefinder::sdk;
@@ -60,6 +60,6 @@ struct Plugin {
     }
 };
 
-} // namespace turtlefinder::plugins::moby
+} // namespace tfplugin::moby
 
-TF_PLUGIN(turtlefinder::plugins::moby::Plugin)
+TF_PLUGIN(tfplugin::moby::Plugin)

@@ -6,9 +6,10 @@
 #include <turtlefinder/plugin.hpp>
 #include <turtlefinder/clients/grpc/cri.hpp>
 
-namespace turtlefinder::plugins::crio {
+namespace tfplugin::crio {
 
 namespace gc = turtlefinder::clients::grpc;
+namespace sdk = turtlefinder::sdk;
 
 struct Plugin {
     static constexpr const char *name = "crio";
@@ -33,6 +34,6 @@ struct Plugin {
     }
 };
 
-} // namespace turtlefinder::plugins::crio
+} // namespace tfplugin::crio
 
-TF_PLUGIN(turtlefinder::plugins::crio::Plugin)
+TF_PLUGIN(tfplugin::crio::Plugin)

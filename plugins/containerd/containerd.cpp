@@ -3,15 +3,17 @@
 // but those other clients own) and, when the CRI plugin answers on the same
 // socket, a CRI client too.
 #include <array>
+#include <set>
 #include <string>
 
 #include <turtlefinder/plugin.hpp>
 #include <turtlefinder/clients/grpc/containerd.hpp>
 #include <turtlefinder/clients/grpc/cri.hpp>
 
-namespace turtlefinder::plugins::containerd {
+namespace tfplugin::containerd {
 
 namespace gc = turtlefinder::clients::grpc;
+namespace sdk = turtlefinder::sdk;
 
 struct Plugin {
     static constexpr const char *name = "containerd";
@@ -43,6 +45,6 @@ struct Plugin {
     }
 };
 
-} // namespace turtlefinder::plugins::containerd
+} // namespace tfplugin::containerd
 
-TF_PLUGIN(turtlefinder::plugins::containerd::Plugin)
+TF_PLUGIN(tfplugin::containerd::Plugin)

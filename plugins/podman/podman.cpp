@@ -32,7 +32,7 @@
 #include <utility>
 #include <vector>
 
-namespace turtlefinder::activators::podman {
+namespace tfplugin::podman {
 
 namespace docker = turtlefinder::clients::docker;
 namespace sdk = turtlefinder::sdk;
@@ -252,6 +252,6 @@ struct Plugin {
     }
 };
 
-} // namespace turtlefinder::activators::podman
+} // namespace tfplugin::podman
 
-TF_PLUGIN(turtlefinder::activators::podman::Plugin)
+TF_PLUGIN(tfplugin::podman::Plugin)
