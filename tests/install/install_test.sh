@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs the build into a staging DESTDIR, then, with nothing but the staged
-# files and pkg-config: the installed CLI runs and finds the installed plugins;
-# the README's embedding example compiles and runs; an out-of-tree detector
-# builds and loads from a drop-in directory.
+# files and pkg-config: the installed CLI runs and finds the installed plugins,
+# also once the installed tree is moved elsewhere; the README's embedding
+# example compiles and runs; an out-of-tree detector builds and loads from a
+# drop-in directory.
 set -euo pipefail
 build=${TF_BUILD_ROOT:?} src=${TF_SOURCE_ROOT:?}
 stage=$(mktemp -d /tmp/tf-install-XXXXXX)
@@ -28,6 +29,28 @@ done
 grep -q "$stage/root" <<<"$plugins" || fail "plugins not loaded from the staged install: $plugins"
 grep -q "$build" <<<"$plugins" && fail "installed CLI loaded plugins from the build tree: $plugins"
 [[ -f $(find "$stage/root" -name turtlefinder.json | head -n1) ]] || fail "configuration not installed"
+
+# A relocated install (the staged prefix copied elsewhere) loads every plugin
+# with nothing from the environment: each plugin finds the client libraries
+# it links relative to itself, not through the host program's rpath.
+prefix=$stage/root$(env -u PKG_CONFIG_SYSROOT_DIR pkg-config --variable=prefix turtlefinder)
+moved=$stage/moved
+cp -a "$prefix" "$moved"
+moved_plugindir=$(find "$moved" -type d -path '*/turtlefinder/plugins' | head -n1)
+[[ -d $moved_plugindir ]] || fail "no plugin directory in the relocated install"
+for so in "$moved_plugindir"/*.so; do
+  while read -r line; do
+    [[ $line == *"=> $moved/"* ]] || fail "relocated $(basename "$so") does not link its own copy: $line"
+  done < <(env -u LD_LIBRARY_PATH ldd "$so" | grep 'libtf-')
+done
+for p in moby containerd crio podman systemd; do
+  [[ -f $moved_plugindir/$p.so ]] || fail "plugin $p not installed"
+done
+moved_plugins=$(env -u LD_LIBRARY_PATH "$moved/${cli#"$prefix"/}" plugins)
+grep -q '^REFUSED' <<<"$moved_plugins" && fail "relocated install refused plugins: $moved_plugins"
+for so in "$moved_plugindir"/*.so; do
+  grep -qxF "    $so" <<<"$moved_plugins" || fail "relocated CLI did not load $so: $moved_plugins"
+done
 
 # The README's embedding example is this file, and builds against the install.
 awk '/<!-- embed-example -->/{f=1;next} f&&/^```cpp/{g=1;next} g&&/^```/{exit} g' "$src/README.md" \
