@@ -3,8 +3,8 @@
 # Installs the build into a staging DESTDIR, then, with nothing but the staged
 # files and pkg-config: the installed CLI runs and finds the installed plugins,
 # also once the installed tree is moved elsewhere; the README's embedding
-# example compiles and runs; an out-of-tree detector builds and loads from a
-# drop-in directory.
+# example compiles and runs; an out-of-tree detector, and plugins on the
+# installed client libraries, build and load from drop-in directories.
 set -euo pipefail
 build=${TF_BUILD_ROOT:?} src=${TF_SOURCE_ROOT:?}
 stage=$(mktemp -d /tmp/tf-install-XXXXXX)
@@ -66,4 +66,19 @@ mkdir -m 0755 "$stage/dropin"
 make -s -C "$src/tests/abi/example-plugin" OUT="$stage/dropin/example.so"
 "$cli" plugins --plugin-dir "$stage/dropin" | grep -q "^example " \
   || fail "out-of-tree plugin not loaded from the drop-in directory"
+
+# The installed client libraries are usable the same way: the moby and crio
+# plugins build from the installed SDK, clients and plugin.map alone.
+map=$(pkg-config --variable=plugin_map turtlefinder-plugin)
+[[ -f $map ]] || fail "plugin.map not installed where turtlefinder-plugin.pc says: $map"
+mkdir -m 0755 "$stage/clients"
+for pair in moby:docker crio:grpc; do
+  name=${pair%%:*} client=turtlefinder-${pair#*:}-client
+  c++ -std=c++20 -shared -fPIC -fvisibility=hidden -fvisibility-inlines-hidden \
+    $(pkg-config --cflags "$client") "$src/plugins/$name/$name.cpp" -o "$stage/clients/$name.so" \
+    -Wl,--version-script="$map" -Wl,-z,defs $(pkg-config --libs "$client") \
+    || fail "plugin $name does not build against the installed $client"
+done
+"$cli" plugins --plugin-dir "$stage/clients" | grep -qxF "    $stage/clients/crio.so" \
+  || fail "crio built against the installed clients does not load"
 echo "install: ok"

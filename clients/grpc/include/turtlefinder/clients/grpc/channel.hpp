@@ -2,6 +2,8 @@
 // gRPC over unix sockets for engine clients: fail-fast channels, a deadline on
 // every unary call, streams that another thread can cancel, and gRPC status
 // codes mapped to the negative errno values of the plugin ABI.
+// Convenience code, not the plugin ABI: same-toolchain C++ with no ABI
+// promise; a plugin that links it is rebuilt with each turtlefinder release.
 #pragma once
 
 #include <chrono>

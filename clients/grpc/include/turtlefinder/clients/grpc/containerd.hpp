@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // containerd's native API (gRPC): probing a socket and an engine client over
 // the containers of every namespace except those other clients own.
+// Convenience code, not the plugin ABI: same-toolchain C++ with no ABI
+// promise; a plugin that links it is rebuilt with each turtlefinder release.
 #pragma once
 
 #include <chrono>

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The Kubernetes CRI (runtime.v1) over gRPC: probing, and an engine client
 // over running containers and ready pod sandboxes.
+// Convenience code, not the plugin ABI: same-toolchain C++ with no ABI
+// promise; a plugin that links it is rebuilt with each turtlefinder release.
 #pragma once
 
 #include <chrono>
