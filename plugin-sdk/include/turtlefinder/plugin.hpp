@@ -222,7 +222,7 @@ inline int engine_inspect(tf_engine *self, const char *id, const tf_container_si
         if (id == nullptr) throw Error(-EINVAL, "inspect: NULL id");
         if (auto c = client_of(self).inspect(id)) {
             CContainer cc(*c);
-            sink->add(sink->ctx, &cc.c);
+            if (sink->add(sink->ctx, &cc.c) != 0) throw Error(-ECANCELED, "stopped by host");
         }
         return 0;
     });
@@ -247,17 +247,15 @@ private:
     const tf_event_sink *sink_;
 };
 
+// Never returns 0, as the ABI asks: guarded() turns every exception into a
+// negative code (Error never holds 0 or a positive one).
 inline int engine_watch(tf_engine *self, const tf_event_sink *sink, tf_error *err) noexcept {
-    int rc = guarded(err, [&] {
+    return guarded(err, [&] {
         CWatchSink s(sink);
         client_of(self).watch(s);
+        set_error(err, "stopped by host");
         return -ECANCELED; // returning normally means the host asked to stop
     });
-    if (rc >= 0) { // a watch never returns success
-        set_error(err, "event stream ended");
-        rc = -EPIPE;
-    }
-    return rc;
 }
 
 inline void engine_cancel(tf_engine *self) noexcept {
