@@ -147,7 +147,7 @@ inline const tf_host *&host_slot() noexcept {
 // through the Log it is handed (ProbeRequest::log) instead.
 #ifndef TF_SDK_SHARED_LIBRARY
 // Logs through the host under this plugin's name (a no-op before init).
-inline void log(tf_log_level level, const std::string &message) noexcept { Log(detail::host_slot())(level, message); }
+inline void log(tf_log_level level, const std::string &message) noexcept { Log{detail::host_slot()}(level, message); }
 #endif
 
 namespace detail {
