@@ -3,6 +3,8 @@
 // API: Docker itself, and podman's compat API. Lists running and paused
 // containers (inspecting each for its init PID), inspects one, and streams
 // start/die/pause/unpause events. Plugins set the identity; this does the calls.
+// Convenience code, not the plugin ABI: same-toolchain C++ with no ABI
+// promise; a plugin that links it is rebuilt with each turtlefinder release.
 #pragma once
 
 #include <memory>

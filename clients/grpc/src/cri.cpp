@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -7,12 +7,12 @@
 
 #include <boost/json.hpp>
 
-#include <turtlefinder/grpc/containerd.hpp>
+#include <turtlefinder/clients/grpc/containerd.hpp>
 
 #include "stream_reader.hpp"
 #include "tf_cri_api.grpc.pb.h"
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 namespace cri = ::runtime::v1;
 
@@ -65,8 +65,10 @@ void copy_labels(sdk::Container &c, const google::protobuf::Map<std::string, std
 
 class CriClient final : public sdk::EngineClient {
 public:
-    CriClient(sdk::EngineInfo info, CriOptions options, std::unique_ptr<UnixChannel> channel)
-        : sdk::EngineClient(std::move(info)), options_(std::move(options)), channel_(std::move(channel)),
+    CriClient(sdk::EngineInfo info, CriOptions options, std::chrono::milliseconds timeout, sdk::Log log,
+              std::unique_ptr<UnixChannel> channel)
+        : sdk::EngineClient(std::move(info)), options_(std::move(options)), timeout_(timeout), log_(log),
+          channel_(std::move(channel)),
           runtime_(cri::RuntimeService::NewStub(channel_->get())) {}
 
     void list(const std::function<bool(const sdk::Container &)> &emit) override {
@@ -75,7 +77,7 @@ public:
         cri::ListPodSandboxResponse sandboxes;
         {
             ::grpc::ClientContext ctx;
-            prepare(ctx, options_.timeout);
+            prepare(ctx, timeout_);
             CallSet::Guard guard(calls_, ctx);
             check(runtime_->ListPodSandbox(&ctx, sandboxes_request, &sandboxes), "list pod sandboxes");
         }
@@ -87,7 +89,7 @@ public:
         cri::ListContainersResponse containers;
         {
             ::grpc::ClientContext ctx;
-            prepare(ctx, options_.timeout);
+            prepare(ctx, timeout_);
             CallSet::Guard guard(calls_, ctx);
             check(runtime_->ListContainers(&ctx, containers_request, &containers), "list containers");
         }
@@ -109,7 +111,7 @@ public:
         cri::ListContainersResponse containers;
         {
             ::grpc::ClientContext ctx;
-            prepare(ctx, options_.timeout);
+            prepare(ctx, timeout_);
             CallSet::Guard guard(calls_, ctx);
             check(runtime_->ListContainers(&ctx, request, &containers), "list container " + id);
         }
@@ -133,7 +135,7 @@ public:
         // < 1.7) or closes the stream (CRI-O without enable_pod_events) right
         // away; a live stream sends nothing until something happens. So a
         // stream still open after a short window is taken as subscribed.
-        auto window = std::clamp(options_.timeout / 2, std::chrono::milliseconds(100),
+        auto window = std::clamp(timeout_ / 2, std::chrono::milliseconds(100),
                                  std::chrono::milliseconds(1000));
         cri::ContainerEventResponse event;
         auto r = stream.next(event, std::chrono::system_clock::now() + window);
@@ -180,7 +182,7 @@ private:
 
     std::optional<cri::PodSandboxStatusResponse> sandbox_status(const std::string &id, bool verbose) {
         ::grpc::ClientContext ctx;
-        prepare(ctx, options_.timeout);
+        prepare(ctx, timeout_);
         CallSet::Guard guard(calls_, ctx);
         cri::PodSandboxStatusRequest request;
         request.set_pod_sandbox_id(id);
@@ -210,7 +212,7 @@ private:
 
     std::optional<sdk::Container> container_details(const cri::Container &k, const cri::PodSandboxMetadata *pod) {
         ::grpc::ClientContext ctx;
-        prepare(ctx, options_.timeout);
+        prepare(ctx, timeout_);
         CallSet::Guard guard(calls_, ctx);
         cri::ContainerStatusRequest request;
         request.set_container_id(k.id());
@@ -231,10 +233,12 @@ private:
     }
 
     void log(tf_log_level level, const std::string &message) const {
-        if (options_.log) options_.log(level, "CRI " + options_.socket + ": " + message);
+        log_(level, "CRI " + options_.socket + ": " + message);
     }
 
     CriOptions options_;
+    std::chrono::milliseconds timeout_; // per unary call
+    sdk::Log log_;
     std::unique_ptr<UnixChannel> channel_;
     std::unique_ptr<cri::RuntimeService::Stub> runtime_;
     CallSet calls_;
@@ -243,126 +247,20 @@ private:
 
 } // namespace
 
-std::unique_ptr<sdk::EngineClient> make_cri_client(CriOptions options) {
+std::unique_ptr<sdk::EngineClient> make_cri_client(const sdk::ProbeRequest &request, CriOptions options) {
     auto channel = std::make_unique<UnixChannel>(options.socket);
     std::string version = options.version.runtime_name + " " + options.version.runtime_version;
-    sdk::EngineInfo info{"k8s.io/cri-api", options.flavor, node_engine_id(options.engine_pid, options.socket),
-                         version, options.socket, options.engine_pid};
-    return std::make_unique<CriClient>(std::move(info), std::move(options), std::move(channel));
+    sdk::EngineInfo info{"k8s.io/cri-api", options.flavor, node_engine_id(request.pid, options.socket),
+                         version, options.socket, request.pid};
+    return std::make_unique<CriClient>(std::move(info), std::move(options), request.timeout, request.log,
+                                       std::move(channel));
 }
 
-std::unique_ptr<sdk::EngineClient> probe_cri_engine(const std::string &socket, int engine_pid, std::string flavor,
-                                                    std::chrono::milliseconds timeout, Logger log) {
-    auto version = probe_cri(socket, timeout);
+std::unique_ptr<sdk::EngineClient> probe_cri_engine(const sdk::ProbeRequest &request, const std::string &socket,
+                                                    std::string flavor) {
+    auto version = probe_cri(socket, request.timeout);
     if (!version) return nullptr;
-    CriOptions options;
-    options.socket = socket;
-    options.engine_pid = engine_pid;
-    options.flavor = std::move(flavor);
-    options.version = std::move(*version);
-    options.timeout = timeout;
-    options.log = std::move(log);
-    return make_cri_client(std::move(options));
+    return make_cri_client(request, {socket, std::move(flavor), std::move(*version)});
 }
 
-// ---- CriAdmin ---------------------------------------------------------------
-
-struct CriAdmin::Impl {
-    std::chrono::milliseconds timeout;
-    UnixChannel channel;
-    std::unique_ptr<cri::RuntimeService::Stub> stub;
-    std::map<std::string, cri::PodSandboxConfig> pods;
-
-    Impl(const std::string &socket, std::chrono::milliseconds t)
-        : timeout(t), channel(socket), stub(cri::RuntimeService::NewStub(channel.get())) {}
-
-    template <typename Request, typename Response>
-    Response call(::grpc::Status (cri::RuntimeService::Stub::*method)(::grpc::ClientContext *, const Request &,
-                                                                      Response *),
-                  const Request &request, const std::string &what) {
-        ::grpc::ClientContext ctx;
-        prepare(ctx, timeout);
-        Response response;
-        check(((*stub).*method)(&ctx, request, &response), what);
-        return response;
-    }
-};
-
-CriAdmin::CriAdmin(const std::string &socket, std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<Impl>(socket, timeout)) {}
-
-CriAdmin::~CriAdmin() = default;
-
-CriVersion CriAdmin::version() {
-    cri::VersionRequest request;
-    request.set_version("v1");
-    auto r = impl_->call(&cri::RuntimeService::Stub::Version, request, "CRI version");
-    return {r.runtime_name(), r.runtime_version(), r.runtime_api_version()};
-}
-
-std::string CriAdmin::run_pod(const std::string &name, const std::string &pod_namespace, const std::string &uid,
-                              const std::map<std::string, std::string> &labels) {
-    cri::RunPodSandboxRequest request;
-    auto *config = request.mutable_config();
-    config->mutable_metadata()->set_name(name);
-    config->mutable_metadata()->set_namespace_(pod_namespace);
-    config->mutable_metadata()->set_uid(uid);
-    for (const auto &[k, v] : labels) (*config->mutable_labels())[k] = v;
-    // Host network: no CNI is needed. PID and IPC stay per pod.
-    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(cri::NODE);
-    auto r = impl_->call(&cri::RuntimeService::Stub::RunPodSandbox, request, "run pod " + name);
-    impl_->pods[r.pod_sandbox_id()] = *config;
-    return r.pod_sandbox_id();
-}
-
-std::string CriAdmin::create_container(const std::string &pod_id, const std::string &name, const std::string &image,
-                                       const std::vector<std::string> &command,
-                                       const std::map<std::string, std::string> &labels) {
-    auto pod = impl_->pods.find(pod_id);
-    if (pod == impl_->pods.end()) throw sdk::Error(-ENOENT, "pod " + pod_id + " was not created here");
-    cri::CreateContainerRequest request;
-    request.set_pod_sandbox_id(pod_id);
-    *request.mutable_sandbox_config() = pod->second;
-    auto *config = request.mutable_config();
-    config->mutable_metadata()->set_name(name);
-    config->mutable_image()->set_image(image);
-    for (const auto &arg : command) config->add_command(arg);
-    for (const auto &[k, v] : labels) (*config->mutable_labels())[k] = v;
-    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(cri::NODE);
-    return impl_->call(&cri::RuntimeService::Stub::CreateContainer, request, "create container " + name)
-        .container_id();
-}
-
-void CriAdmin::start_container(const std::string &id) {
-    cri::StartContainerRequest request;
-    request.set_container_id(id);
-    impl_->call(&cri::RuntimeService::Stub::StartContainer, request, "start container " + id);
-}
-
-void CriAdmin::stop_container(const std::string &id) {
-    cri::StopContainerRequest request;
-    request.set_container_id(id);
-    request.set_timeout(0);
-    impl_->call(&cri::RuntimeService::Stub::StopContainer, request, "stop container " + id);
-}
-
-void CriAdmin::remove_container(const std::string &id) {
-    cri::RemoveContainerRequest request;
-    request.set_container_id(id);
-    impl_->call(&cri::RuntimeService::Stub::RemoveContainer, request, "remove container " + id);
-}
-
-void CriAdmin::stop_pod(const std::string &id) {
-    cri::StopPodSandboxRequest request;
-    request.set_pod_sandbox_id(id);
-    impl_->call(&cri::RuntimeService::Stub::StopPodSandbox, request, "stop pod " + id);
-}
-
-void CriAdmin::remove_pod(const std::string &id) {
-    cri::RemovePodSandboxRequest request;
-    request.set_pod_sandbox_id(id);
-    impl_->call(&cri::RuntimeService::Stub::RemovePodSandbox, request, "remove pod " + id);
-    impl_->pods.erase(id);
-}
-
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

@@ -15,6 +15,8 @@
 //   cancel() makes each running and future call throw Error(-ECANCELED)
 //   promptly. Destroy the client only after its calls have returned.
 // Errors are thrown as Error (decode.hpp) with a negative errno code.
+// Convenience code, not the plugin ABI: same-toolchain C++ with no ABI
+// promise; a plugin that links it is rebuilt with each turtlefinder release.
 #pragma once
 
 #include <chrono>

@@ -4,11 +4,12 @@
 #include <string>
 
 #include <turtlefinder/plugin.hpp>
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
-namespace turtlefinder::plugins::crio {
+namespace tfplugin::crio {
 
-namespace gc = turtlefinder::grpc_client;
+namespace gc = turtlefinder::clients::grpc;
+namespace sdk = turtlefinder::sdk;
 
 struct Plugin {
     static constexpr const char *name = "crio";
@@ -20,10 +21,10 @@ struct Plugin {
         sdk::Engines engines;
         for (const auto &path : request.api_paths) {
             if (path.ends_with(".ttrpc")) continue; // never a CRI endpoint
-            auto cri = gc::probe_cri_engine(path, request.pid, "cri-o.io", request.timeout, sdk::log);
+            auto cri = gc::probe_cri_engine(request, path, "cri-o.io");
             if (!cri) {
-                sdk::log(TF_LOG_DEBUG, "crio " + std::to_string(request.pid) + ": " + path +
-                                           " does not answer CRI Version; skipped");
+                request.log(TF_LOG_DEBUG, "crio " + std::to_string(request.pid) + ": " + path +
+                                              " does not answer CRI Version; skipped");
                 continue;
             }
             engines.push_back(std::move(cri));
@@ -33,6 +34,6 @@ struct Plugin {
     }
 };
 
-} // namespace turtlefinder::plugins::crio
+} // namespace tfplugin::crio
 
-TF_PLUGIN(turtlefinder::plugins::crio::Plugin)
+TF_PLUGIN(tfplugin::crio::Plugin)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // containerd's native API (gRPC): probing a socket and an engine client over
 // the containers of every namespace except those other clients own.
+// Convenience code, not the plugin ABI: same-toolchain C++ with no ABI
+// promise; a plugin that links it is rebuilt with each turtlefinder release.
 #pragma once
 
 #include <chrono>
@@ -10,9 +12,9 @@
 #include <string>
 
 #include <turtlefinder/plugin.hpp>
-#include <turtlefinder/grpc/channel.hpp>
+#include <turtlefinder/clients/grpc/channel.hpp>
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 // Default for the "skip-namespaces" setting: Docker's and the CRI's namespaces,
 // whose containers the moby and CRI clients report.
@@ -27,18 +29,18 @@ std::optional<std::string> probe_containerd(const std::string &socket, std::chro
 
 struct ContainerdOptions {
     std::string socket;     // API socket path as the host can reach it
-    int engine_pid = 0;     // host PID of the containerd process
     std::string version;    // as probed
-    std::chrono::milliseconds timeout{2000}; // per unary call
     std::set<std::string> skip_namespaces = split_list(default_skip_namespaces);
-    Logger log;
 };
 
-// An engine client of type and flavor "containerd.io". Container IDs are
-// "namespace/id" outside the "default" namespace. The engine id is containerd's
-// server UUID; containerd older than 1.5 has no Introspection.Server, so the id
-// then falls back to node_engine_id() (hostname and socket path).
-std::unique_ptr<sdk::EngineClient> make_containerd_client(ContainerdOptions options);
+// An engine client of type and flavor "containerd.io" for the engine process
+// of the probe `request`: its PID, per-call timeout and log come from there.
+// Container IDs are "namespace/id" outside the "default" namespace. The
+// engine id is containerd's server UUID; containerd older than 1.5 has no
+// Introspection.Server, so the id then falls back to node_engine_id()
+// (hostname and socket path).
+std::unique_ptr<sdk::EngineClient> make_containerd_client(const sdk::ProbeRequest &request,
+                                                          ContainerdOptions options);
 
 // A stable id for an engine without one of its own: "<UTS hostname of the
 // engine>:<API socket path inside the engine's mount namespace>". The hostname
@@ -47,4 +49,4 @@ std::unique_ptr<sdk::EngineClient> make_containerd_client(ContainerdOptions opti
 // would give a file that need not match, or our own UTS name.
 std::string node_engine_id(int engine_pid, const std::string &socket);
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

@@ -2,10 +2,11 @@
 // gRPC over unix sockets for engine clients: fail-fast channels, a deadline on
 // every unary call, streams that another thread can cancel, and gRPC status
 // codes mapped to the negative errno values of the plugin ABI.
+// Convenience code, not the plugin ABI: same-toolchain C++ with no ABI
+// promise; a plugin that links it is rebuilt with each turtlefinder release.
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -15,13 +16,7 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/status.h>
 
-#include <turtlefinder/plugin.h>
-
-namespace turtlefinder::grpc_client {
-
-// How the shared client code logs: the plugin passes its own sdk::log, so the
-// message goes out under the plugin's name (this library has no host of its own).
-using Logger = std::function<void(tf_log_level, const std::string &)>;
+namespace turtlefinder::clients::grpc {
 
 // A channel to one unix socket. Paths longer than sun_path allows (deep
 // /proc/PID/root/... paths) are reached through an O_PATH descriptor of the
@@ -82,4 +77,4 @@ private:
 void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout,
              const std::string &containerd_namespace = {});
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

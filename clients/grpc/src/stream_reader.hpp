@@ -14,9 +14,9 @@
 #include <grpcpp/completion_queue.h>
 #include <grpcpp/support/async_stream.h>
 
-#include <turtlefinder/grpc/channel.hpp>
+#include <turtlefinder/clients/grpc/channel.hpp>
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 template <typename Response>
 class StreamReader {
@@ -117,4 +117,4 @@ private:
     bool finished_ = false;
 };
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

@@ -3,15 +3,17 @@
 // but those other clients own) and, when the CRI plugin answers on the same
 // socket, a CRI client too.
 #include <array>
+#include <set>
 #include <string>
 
 #include <turtlefinder/plugin.hpp>
-#include <turtlefinder/grpc/containerd.hpp>
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/containerd.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
-namespace turtlefinder::plugins::containerd {
+namespace tfplugin::containerd {
 
-namespace gc = turtlefinder::grpc_client;
+namespace gc = turtlefinder::clients::grpc;
+namespace sdk = turtlefinder::sdk;
 
 struct Plugin {
     static constexpr const char *name = "containerd";
@@ -30,19 +32,12 @@ struct Plugin {
             if (path.ends_with(".ttrpc")) continue;
             auto version = gc::probe_containerd(path, request.timeout);
             if (!version) {
-                sdk::log(TF_LOG_DEBUG, "containerd " + std::to_string(request.pid) + ": " + path +
-                                           " does not answer containerd's Version; skipped");
+                request.log(TF_LOG_DEBUG, "containerd " + std::to_string(request.pid) + ": " + path +
+                                              " does not answer containerd's Version; skipped");
                 continue;
             }
-            gc::ContainerdOptions options;
-            options.socket = path;
-            options.engine_pid = request.pid;
-            options.version = *version;
-            options.timeout = request.timeout;
-            options.skip_namespaces = skip;
-            options.log = sdk::log;
-            engines.push_back(gc::make_containerd_client(std::move(options)));
-            if (auto cri = gc::probe_cri_engine(path, request.pid, "containerd.io", request.timeout, sdk::log))
+            engines.push_back(gc::make_containerd_client(request, {path, *version, skip}));
+            if (auto cri = gc::probe_cri_engine(request, path, "containerd.io"))
                 engines.push_back(std::move(cri));
             break; // one API socket per engine process
         }
@@ -50,6 +45,6 @@ struct Plugin {
     }
 };
 
-} // namespace turtlefinder::plugins::containerd
+} // namespace tfplugin::containerd
 
-TF_PLUGIN(turtlefinder::plugins::containerd::Plugin)
+TF_PLUGIN(tfplugin::containerd::Plugin)

@@ -3,6 +3,8 @@
 // No I/O, no global state, so they can be unit-tested and fuzzed on their own.
 // Every decoder throws turtlefinder::clients::docker::Error with -EPROTO when
 // the text is not what a Docker-compatible engine sends.
+// Convenience code, not the plugin ABI: same-toolchain C++ with no ABI
+// promise; a plugin that links it is rebuilt with each turtlefinder release.
 #pragma once
 
 #include <cstddef>

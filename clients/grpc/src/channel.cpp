@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <turtlefinder/grpc/channel.hpp>
+#include <turtlefinder/clients/grpc/channel.hpp>
 
 #include <fcntl.h>
 #include <sys/un.h>
@@ -13,7 +13,7 @@
 
 #include <turtlefinder/plugin.hpp>
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 namespace {
 
@@ -107,4 +107,4 @@ void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout, cons
     if (!containerd_namespace.empty()) ctx.AddMetadata("containerd-namespace", containerd_namespace);
 }
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc

@@ -32,7 +32,7 @@
 #include <utility>
 #include <vector>
 
-namespace turtlefinder::activators::podman {
+namespace tfplugin::podman {
 
 namespace docker = turtlefinder::clients::docker;
 namespace sdk = turtlefinder::sdk;
@@ -229,7 +229,7 @@ struct Plugin {
             try {
                 docker::Ping ping = docker::Client(options).ping();
                 if (!ping.is_podman()) {
-                    sdk::log(TF_LOG_DEBUG, "'" + path + "' answers like Docker, not podman (no Libpod-Api-Version)");
+                    request.log(TF_LOG_DEBUG, "'" + path + "' answers like Docker, not podman (no Libpod-Api-Version)");
                     continue;
                 }
                 sdk::EngineInfo ei;
@@ -245,13 +245,13 @@ struct Plugin {
                 engines.push_back(std::make_unique<Engine>(std::move(ei), options));
                 break;
             } catch (const docker::Error &e) {
-                sdk::log(TF_LOG_DEBUG, "'" + path + "' is not podman's API: " + e.what());
+                request.log(TF_LOG_DEBUG, "'" + path + "' is not podman's API: " + e.what());
             }
         }
         return engines;
     }
 };
 
-} // namespace turtlefinder::activators::podman
+} // namespace tfplugin::podman
 
-TF_PLUGIN(turtlefinder::activators::podman::Plugin)
+TF_PLUGIN(tfplugin::podman::Plugin)

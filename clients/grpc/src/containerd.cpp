@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <turtlefinder/grpc/containerd.hpp>
+#include <turtlefinder/clients/grpc/containerd.hpp>
 
 #include <fcntl.h>
 #include <sched.h>
@@ -26,7 +26,7 @@
 #include "tf_containerd_tasks.grpc.pb.h"
 #include "tf_containerd_version.grpc.pb.h"
 
-namespace turtlefinder::grpc_client {
+namespace turtlefinder::clients::grpc {
 
 namespace cd_version = ::containerd::services::version::v1;
 namespace cd_introspection = ::containerd::services::introspection::v1;
@@ -98,8 +98,10 @@ constexpr std::chrono::milliseconds marker_retry{50};
 
 class ContainerdClient final : public sdk::EngineClient {
 public:
-    ContainerdClient(sdk::EngineInfo info, ContainerdOptions options, std::unique_ptr<UnixChannel> channel)
-        : sdk::EngineClient(std::move(info)), options_(std::move(options)), channel_(std::move(channel)),
+    ContainerdClient(sdk::EngineInfo info, ContainerdOptions options, std::chrono::milliseconds timeout, sdk::Log log,
+                     std::unique_ptr<UnixChannel> channel)
+        : sdk::EngineClient(std::move(info)), options_(std::move(options)), timeout_(timeout), log_(log),
+          channel_(std::move(channel)),
           namespaces_(cd_namespaces::Namespaces::NewStub(channel_->get())),
           containers_(cd_containers::Containers::NewStub(channel_->get())),
           tasks_(cd_tasks::Tasks::NewStub(channel_->get())), events_(cd_events::Events::NewStub(channel_->get())) {}
@@ -110,7 +112,7 @@ public:
             cd_tasks::ListTasksResponse tasks;
             {
                 ::grpc::ClientContext ctx;
-                prepare(ctx, options_.timeout, ns);
+                prepare(ctx, timeout_, ns);
                 CallSet::Guard guard(calls_, ctx);
                 check(tasks_->List(&ctx, cd_tasks::ListTasksRequest{}, &tasks), "list tasks in " + ns);
             }
@@ -118,7 +120,7 @@ public:
             cd_containers::ListContainersResponse containers;
             {
                 ::grpc::ClientContext ctx;
-                prepare(ctx, options_.timeout, ns);
+                prepare(ctx, timeout_, ns);
                 CallSet::Guard guard(calls_, ctx);
                 check(containers_->List(&ctx, cd_containers::ListContainersRequest{}, &containers),
                       "list containers in " + ns);
@@ -142,7 +144,7 @@ public:
         cd_tasks::GetResponse task;
         {
             ::grpc::ClientContext ctx;
-            prepare(ctx, options_.timeout, ns);
+            prepare(ctx, timeout_, ns);
             CallSet::Guard guard(calls_, ctx);
             cd_tasks::GetRequest request;
             request.set_container_id(id);
@@ -154,7 +156,7 @@ public:
         cd_containers::GetContainerResponse container;
         {
             ::grpc::ClientContext ctx;
-            prepare(ctx, options_.timeout, ns);
+            prepare(ctx, timeout_, ns);
             CallSet::Guard guard(calls_, ctx);
             cd_containers::GetContainerRequest request;
             request.set_id(id);
@@ -184,7 +186,7 @@ public:
         std::string token = random_token();
         bool marker_sent = publish_marker(token);
         std::vector<cd_events::Envelope> early;
-        const auto until = std::chrono::system_clock::now() + options_.timeout;
+        const auto until = std::chrono::system_clock::now() + timeout_;
         auto republish = std::chrono::system_clock::now() + marker_retry;
         while (marker_sent) {
             cd_events::Envelope envelope;
@@ -256,7 +258,7 @@ private:
 
     std::vector<std::string> namespaces() {
         ::grpc::ClientContext ctx;
-        prepare(ctx, options_.timeout);
+        prepare(ctx, timeout_);
         CallSet::Guard guard(calls_, ctx);
         cd_namespaces::ListNamespacesResponse response;
         check(namespaces_->List(&ctx, cd_namespaces::ListNamespacesRequest{}, &response), "list namespaces");
@@ -267,7 +269,7 @@ private:
 
     bool publish_marker(const std::string &token) {
         ::grpc::ClientContext ctx;
-        prepare(ctx, options_.timeout, "default");
+        prepare(ctx, timeout_, "default");
         CallSet::Guard guard(calls_, ctx);
         cd_events::PublishRequest request;
         request.set_topic(sync_topic);
@@ -323,7 +325,7 @@ private:
     }
 
     void log(tf_log_level level, const std::string &message) const {
-        if (options_.log) options_.log(level, "containerd " + options_.socket + ": " + message);
+        log_(level, "containerd " + options_.socket + ": " + message);
     }
 
     static std::string random_token() {
@@ -333,6 +335,8 @@ private:
     }
 
     ContainerdOptions options_;
+    std::chrono::milliseconds timeout_; // per unary call
+    sdk::Log log_;
     std::unique_ptr<UnixChannel> channel_;
     std::unique_ptr<cd_namespaces::Namespaces::Stub> namespaces_;
     std::unique_ptr<cd_containers::Containers::Stub> containers_;
@@ -343,24 +347,26 @@ private:
 
 } // namespace
 
-std::unique_ptr<sdk::EngineClient> make_containerd_client(ContainerdOptions options) {
+std::unique_ptr<sdk::EngineClient> make_containerd_client(const sdk::ProbeRequest &request,
+                                                          ContainerdOptions options) {
     auto channel = std::make_unique<UnixChannel>(options.socket);
     std::string id;
     {
         auto stub = cd_introspection::Introspection::NewStub(channel->get());
         ::grpc::ClientContext ctx;
-        prepare(ctx, options.timeout);
+        prepare(ctx, request.timeout);
         cd_introspection::ServerResponse response;
         auto status = stub->Server(&ctx, ::google::protobuf::Empty{}, &response);
         if (status.ok() && !response.uuid().empty())
             id = response.uuid();
         else if (status.error_code() == ::grpc::StatusCode::UNIMPLEMENTED || status.ok())
-            id = node_engine_id(options.engine_pid, options.socket);
+            id = node_engine_id(request.pid, options.socket);
         else
             check(status, "containerd introspection");
     }
-    sdk::EngineInfo info{"containerd.io", "containerd.io", id, options.version, options.socket, options.engine_pid};
-    return std::make_unique<ContainerdClient>(std::move(info), std::move(options), std::move(channel));
+    sdk::EngineInfo info{"containerd.io", "containerd.io", id, options.version, options.socket, request.pid};
+    return std::make_unique<ContainerdClient>(std::move(info), std::move(options), request.timeout, request.log,
+                                              std::move(channel));
 }
 
-} // namespace turtlefinder::grpc_client
+} // namespace turtlefinder::clients::grpc
