@@ -42,7 +42,7 @@ protected:
 TEST_F(Config, ReadsEveryKey) {
     write(R"({"plugin_dirs": ["/a", "/b"], "disabled_plugins": ["crio"], "workers": 7, "online_wait_ms": 1500,
               "probe_timeout_ms": 300, "relist_interval_ms": 250, "containerd_skip_namespaces": ["moby", "x"],
-              "log_level": "debug", "plugin_settings": {"moby": {"k": "v"}}})");
+              "log_level": "debug", "procfs_root": "/host/proc", "plugin_settings": {"moby": {"k": "v"}}})");
     tf::Options o;
     auto file = tf::load_config(path_, o);
     EXPECT_EQ(o.plugin_dirs, (std::vector<std::string>{"/a", "/b"}));
@@ -54,6 +54,7 @@ TEST_F(Config, ReadsEveryKey) {
     EXPECT_EQ(o.plugin_settings["containerd"]["skip-namespaces"], "moby,x");
     EXPECT_EQ(o.plugin_settings["moby"]["k"], "v");
     EXPECT_EQ(file.log_level, "debug");
+    EXPECT_EQ(o.procfs_root, "/host/proc");
 }
 
 TEST_F(Config, TheShippedDefaultFileIsValid) {
@@ -86,6 +87,8 @@ TEST_F(Config, BadValuesAreRefused) {
     EXPECT_NE(error_for(R"({"online_wait_ms": -5})").find("\"online_wait_ms\""), std::string::npos);
     EXPECT_NE(error_for(R"({"log_level": "loud"})").find("expected one of"), std::string::npos);
     EXPECT_NE(error_for(R"({"containerd_skip_namespaces": ["a,b"]})").find("without commas"), std::string::npos);
+    EXPECT_NE(error_for(R"({"procfs_root": "host/proc"})").find("\"procfs_root\": expected an absolute path"),
+              std::string::npos);
 }
 
 TEST_F(Config, BrokenFilesAreErrorsAndChangeNothing) {
