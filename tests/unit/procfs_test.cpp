@@ -2,6 +2,7 @@
 // procfs against fixture /proc trees: every oddity a real /proc can show.
 #include "procfs/procfs.hpp"
 
+#include "discovery/socket_handle.hpp"
 #include "procfs_fixture.hpp"
 #include "testing.hpp"
 
@@ -617,6 +618,27 @@ TEST_P(ProcfsRootSocket, HandleKeepsReachingTheSocketItOpened) {
         fs_.symlink(fs_.path("outside/trap/e.sock"), "root/run/swapped.sock");
         auto link = root.open_socket("/run/swapped.sock", GetParam());
         EXPECT_FALSE(link);
+    }
+    leaks.check();
+}
+
+// An engine that re-binds its socket (a new inode at the same path) is not
+// followed through the handle of the old one: it is probed again instead.
+TEST_P(ProcfsRootSocket, AReboundSocketIsNotFollowed) {
+    tftest::LeakGuard leaks;
+    {
+        Root root(root_);
+        auto fd = root.open_socket("/run/eng/e.sock", GetParam());
+        ASSERT_TRUE(fd);
+        turtlefinder::discovery::SocketHandle handle(std::move(*fd));
+        EXPECT_TRUE(handle.served());
+        EXPECT_EQ(pending(inside_), 1);
+        ::close(inside_);
+        ::unlink(fs_.path("root/run/eng/e.sock").c_str());
+        inside_ = listen_at(fs_.path("root/run/eng/e.sock"));
+        EXPECT_FALSE(handle.served());
+        EXPECT_FALSE(connects(handle.connect_path()));
+        EXPECT_EQ(pending(inside_), 0);
     }
     leaks.check();
 }
