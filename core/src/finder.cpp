@@ -113,6 +113,8 @@ struct Finder::Impl {
         for (auto &w : dropped) w->watcher.reset(); // join before the last reference can go
         for (auto &w : dropped) {
             if (w->activated) prober.forget_activation(w->api_inode);
+            const auto *p = table.find(w->process.pid);
+            if (p != nullptr && p->starttime == w->process.starttime) prober.reprobe(w->process); // its socket went
             log().info("{} engine \"{}\" (PID {}) is gone", w->engine->type, w->engine->api, w->engine->pid);
             if (w->announced) notify({EventKind::engine_lost, w->engine, {}});
         }
@@ -146,7 +148,9 @@ struct Finder::Impl {
             [this, weak](EventKind kind, const plugins::ReportedContainer &raw) {
                 if (auto self = weak.lock()) on_change(*self, kind, raw);
             },
-            [this, key] { return alive(key); });
+            // A watch through a socket nobody listens on any more ends too: its
+            // engine re-bound (a new inode, never followed) and is probed again.
+            [this, key, socket = std::move(found.api_handle)] { return alive(key) && (!socket || socket->served()); });
         return w;
     }
 

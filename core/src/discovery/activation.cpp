@@ -22,24 +22,11 @@ namespace {
 
 // Connects to (and at once closes) the socket: for an activator, the
 // connection is what starts the service. Bounded by `deadline`.
-bool poke(const std::string &path, std::chrono::steady_clock::time_point deadline) {
+bool poke(const SocketHandle &socket, std::chrono::steady_clock::time_point deadline) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    // Long paths (under /proc/PID/root/...) may exceed sun_path: go through an
-    // O_PATH fd of the directory instead.
-    std::string target = path;
-    int dirfd = -1;
-    if (path.size() >= sizeof addr.sun_path) {
-        auto slash = path.rfind('/');
-        dirfd = ::open(path.substr(0, slash).c_str(), O_PATH | O_CLOEXEC | O_DIRECTORY);
-        if (dirfd < 0) return false;
-        target = "/proc/self/fd/" + std::to_string(dirfd) + path.substr(slash);
-        if (target.size() >= sizeof addr.sun_path) {
-            ::close(dirfd);
-            return false;
-        }
-    }
-    std::memcpy(addr.sun_path, target.c_str(), target.size() + 1);
+    const std::string &path = socket.connect_path(); // "/proc/self/fd/N" always fits
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     bool ok = false;
     if (fd >= 0) {
@@ -56,7 +43,6 @@ bool poke(const std::string &path, std::chrono::steady_clock::time_point deadlin
         }
         ::close(fd);
     }
-    if (dirfd >= 0) ::close(dirfd);
     return ok;
 }
 
@@ -111,7 +97,8 @@ std::vector<ActivatedService> Activation::activate(const procfs::ProcessTable &t
         ++socket_reads_;
         log().debug("reading the sockets of activator {} (PID {})", process.name, pid);
 
-        for (const auto &socket : listening_sockets_of(root, pid)) {
+        for (const auto &candidate : listening_sockets_of(root, pid)) {
+            const ApiSocket &socket = candidate.socket;
             if (watched.contains(socket.inode) || a.handled.contains(socket.inode)) continue;
             auto plugin = registry.activated_engine_for_socket(socket.path);
             if (!plugin) continue;
@@ -122,7 +109,7 @@ std::vector<ActivatedService> Activation::activate(const procfs::ProcessTable &t
                 break;
             }
             a.handled.insert(socket.inode);
-            if (!poke(socket.reachable, deadline)) {
+            if (!poke(*candidate.handle, deadline)) {
                 log().info("cannot activate \"{}\" held by {} (PID {})", socket.path, process.name, pid);
                 continue;
             }
@@ -149,7 +136,7 @@ std::vector<ActivatedService> Activation::activate(const procfs::ProcessTable &t
                 continue;
             }
             log().debug("activated \"{}\": service {} (PID {})", socket.path, service->name, service->pid);
-            found.push_back({std::move(*service), pid, socket, std::move(plugin)});
+            found.push_back({std::move(*service), pid, candidate, std::move(plugin)});
         }
     }
     return found;

@@ -20,7 +20,7 @@ namespace turtlefinder::discovery {
 struct ActivatedService {
     procfs::Process service;   // the started engine process
     int activator_pid = 0;     // PPID hint: its PID namespace is the engine's
-    ApiSocket socket;          // the activatable socket, reachable from here
+    Candidate socket;          // the activatable socket and its handle
     std::shared_ptr<const plugins::Plugin> plugin;
 };
 

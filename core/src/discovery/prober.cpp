@@ -24,6 +24,11 @@ void Prober::prune(const procfs::ProcessTable &table) {
 
 void Prober::forget_activation(std::uint64_t socket_inode) { activation_.forget(socket_inode); }
 
+void Prober::reprobe(const procfs::ProcessKey &process) {
+    probed_.erase(process);
+    fruitless_.erase(process);
+}
+
 void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
     watched_ = std::move(watched);
     for (const auto &[pid, p] : table.processes()) {
@@ -53,16 +58,17 @@ void Prober::activate(const procfs::ProcessTable &table, std::chrono::steady_clo
         // The service may also be claimed by a detector (a podman that runs
         // on its own): it is examined here, not probed again.
         probed_.insert(key);
-        if (watched_inodes.contains(service.socket.inode)) continue;
+        if (watched_inodes.contains(service.socket.socket.inode)) continue;
         for (auto &found : probe(service.service, service.plugin, true, {service.socket})) {
-            found.api_inode = service.socket.inode;
+            found.api_inode = service.socket.socket.inode;
+            found.api_handle = service.socket.handle;
             found.pidns_pid = service.activator_pid;
             found.activated = true;
             const Engine &e = found.engine->identity();
             log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"", e.type,
                        e.api, e.version, key.pid, service.activator_pid, service.plugin->name());
-            watched_inodes.insert(service.socket.inode);
-            watched_.emplace(service.socket.inode, e.type);
+            watched_inodes.insert(service.socket.socket.inode);
+            watched_.emplace(service.socket.socket.inode, e.type);
             found_engine(std::move(found));
         }
         ++activations_;
@@ -112,12 +118,14 @@ bool Prober::claim_api(const FoundEngine &found) {
 
 std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
                                        const std::shared_ptr<const plugins::Plugin> &plugin, bool activated,
-                                       const std::vector<ApiSocket> &sockets) {
+                                       const std::vector<Candidate> &sockets) {
     ++probes_;
     plugins::ProbeInput input;
     input.pid = process.pid;
     input.process_name = process.name;
-    for (auto &s : sockets) input.api_paths.push_back(s.reachable);
+    // Plugins connect through the handles only: the paths they are given
+    // cannot be redirected by the engine's container (see SocketHandle).
+    for (auto &s : sockets) input.api_paths.push_back(s.handle->connect_path());
     input.timeout = options_.probe_timeout;
     if (auto it = options_.plugin_settings.find(plugin->name()); it != options_.plugin_settings.end())
         input.settings = it->second;
@@ -127,11 +135,10 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     std::vector<FoundEngine> found;
     for (auto &e : outcome.engines) {
         FoundEngine f;
-        f.engine = std::move(e);
         f.process = {process.pid, process.starttime};
         f.pidns_pid = process.pid;
-        for (const auto &s : sockets)
-            if (s.reachable == f.engine->identity().api) f.api_inode = s.inode;
+        hand_over_handle(*e, sockets, f);
+        f.engine = std::move(e);
         found.push_back(std::move(f));
     }
     if (!outcome.result.ok())
@@ -141,6 +148,22 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
         log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
                     process.pid, input.api_paths.size());
     return found;
+}
+
+void Prober::hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,
+                              FoundEngine &found) {
+    for (const auto &s : sockets) {
+        if (s.handle->connect_path() != engine.identity().api) continue;
+        engine.show_api_as(s.handle->connect_path(), s.socket.reachable);
+        engine.keep_until_destroyed(s.handle);
+        found.api_inode = s.socket.inode;
+        found.api_handle = s.handle;
+        return;
+    }
+    // An engine reporting an api it was not given may connect to any of them.
+    auto all = std::make_shared<std::vector<std::shared_ptr<const SocketHandle>>>();
+    for (const auto &s : sockets) all->push_back(s.handle);
+    engine.keep_until_destroyed(std::move(all));
 }
 
 } // namespace turtlefinder::discovery

@@ -31,6 +31,7 @@ namespace turtlefinder::discovery {
 struct FoundEngine {
     std::shared_ptr<plugins::EngineHandle> engine;
     std::uint64_t api_inode = 0; // the listening socket it talks to (0: unknown)
+    std::shared_ptr<const SocketHandle> api_handle; // the handle it connects through (null: unknown)
     procfs::ProcessKey process;  // the engine process
     int pidns_pid = 0;           // process whose PID namespace its container PIDs are in
     bool activated = false;      // a service an activator started
@@ -54,6 +55,9 @@ public:
     void prune(const procfs::ProcessTable &table);
     // The activated engine behind this socket is gone: activate it again.
     void forget_activation(std::uint64_t socket_inode);
+    // The engine of this still running process was dropped (its API socket
+    // went away): probe the process again, afresh.
+    void reprobe(const procfs::ProcessKey &process);
 
     // Starts probing, in the background, every process of `table` a detector
     // claims that was not probed yet, or whose probe found nothing and is due
@@ -91,7 +95,11 @@ private:
 
     // Probes one process's sockets with the plugin claiming it (any thread).
     std::vector<FoundEngine> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
-                                   bool activated, const std::vector<ApiSocket> &sockets);
+                                   bool activated, const std::vector<Candidate> &sockets);
+    // Gives `engine` the handle of the socket it reports as its api (kept
+    // open while it lives, and shown as the path the user knows).
+    static void hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,
+                                 FoundEngine &found);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
     // False (and a debug line) when an engine at that API is watched already.
     bool claim_api(const FoundEngine &found);
