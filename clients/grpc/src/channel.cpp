@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <thread>
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
@@ -114,6 +115,24 @@ void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout, cons
     ctx.set_deadline(std::chrono::system_clock::now() + timeout);
     ctx.set_wait_for_ready(false);
     if (!containerd_namespace.empty()) ctx.AddMetadata("containerd-namespace", containerd_namespace);
+}
+
+::grpc::Status probe_call(const std::string &socket, std::chrono::milliseconds timeout,
+                          const std::function<::grpc::Status(UnixChannel &, ::grpc::ClientContext &)> &call) {
+    constexpr int attempts = 3;
+    constexpr auto pause = std::chrono::milliseconds(20);
+    const auto deadline = std::chrono::system_clock::now() + timeout;
+    for (int attempt = 1;; ++attempt) {
+        UnixChannel channel(socket);
+        ::grpc::ClientContext ctx;
+        ctx.set_deadline(deadline);
+        ctx.set_wait_for_ready(false);
+        auto status = call(channel, ctx);
+        if (status.error_code() != ::grpc::StatusCode::UNAVAILABLE || attempt == attempts ||
+            std::chrono::system_clock::now() + pause >= deadline)
+            return status;
+        std::this_thread::sleep_for(pause);
+    }
 }
 
 } // namespace turtlefinder::clients::grpc

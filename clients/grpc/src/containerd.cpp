@@ -52,12 +52,10 @@ std::set<std::string> split_list(const std::string &text) {
 }
 
 std::optional<std::string> probe_containerd(const std::string &socket, std::chrono::milliseconds timeout) {
-    UnixChannel channel(socket);
-    auto stub = cd_version::Version::NewStub(channel.get());
-    ::grpc::ClientContext ctx;
-    prepare(ctx, timeout);
     cd_version::VersionResponse response;
-    auto status = stub->Version(&ctx, ::google::protobuf::Empty{}, &response);
+    auto status = probe_call(socket, timeout, [&](UnixChannel &channel, ::grpc::ClientContext &ctx) {
+        return cd_version::Version::NewStub(channel.get())->Version(&ctx, ::google::protobuf::Empty{}, &response);
+    });
     if (!status.ok()) return std::nullopt;
     return response.version();
 }

@@ -17,14 +17,13 @@ namespace turtlefinder::clients::grpc {
 namespace cri = ::runtime::v1;
 
 std::optional<CriVersion> probe_cri(const std::string &socket, std::chrono::milliseconds timeout) {
-    UnixChannel channel(socket);
-    auto stub = cri::RuntimeService::NewStub(channel.get());
-    ::grpc::ClientContext ctx;
-    prepare(ctx, timeout);
     cri::VersionRequest request;
     request.set_version("v1");
     cri::VersionResponse response;
-    if (!stub->Version(&ctx, request, &response).ok()) return std::nullopt;
+    auto status = probe_call(socket, timeout, [&](UnixChannel &channel, ::grpc::ClientContext &ctx) {
+        return cri::RuntimeService::NewStub(channel.get())->Version(&ctx, request, &response);
+    });
+    if (!status.ok()) return std::nullopt;
     return CriVersion{response.runtime_name(), response.runtime_version(), response.runtime_api_version()};
 }
 

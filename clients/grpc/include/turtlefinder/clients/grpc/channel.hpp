@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -82,5 +83,12 @@ private:
 // namespace header on a fresh context.
 void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout,
              const std::string &containerd_namespace = {});
+
+// Runs a probe's first call on a fresh channel to `socket`, within `timeout`
+// in all. A connection that fails at once (UNAVAILABLE: a loaded engine that
+// has not accepted it yet, or no listener) is tried again on a new channel,
+// at most three times, while time is left; any other outcome is the answer.
+::grpc::Status probe_call(const std::string &socket, std::chrono::milliseconds timeout,
+                          const std::function<::grpc::Status(UnixChannel &, ::grpc::ClientContext &)> &call);
 
 } // namespace turtlefinder::clients::grpc
