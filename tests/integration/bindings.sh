@@ -3,10 +3,11 @@
 # The C, Python and Go examples, built against a staged install like a user
 # would (pkg-config; ctypes; cgo with no module but the standard library),
 # list the same containers as `turtlefinder --json` of that install, for the
-# engine whose API ends in SOCKET.
-# usage: bindings.sh SOCKET   (TF_BUILD_ROOT, TF_SOURCE_ROOT set, as by meson test)
+# engines whose API ends in one of the SOCKETs (each must have containers).
+# usage: bindings.sh SOCKET...   (TF_BUILD_ROOT, TF_SOURCE_ROOT set, as by meson test)
 set -euo pipefail
-socket=${1:?usage: bindings.sh SOCKET}
+(($# > 0)) || { echo "usage: bindings.sh SOCKET..." >&2; exit 2; }
+sockets=("$@")
 build=${TF_BUILD_ROOT:?} src=${TF_SOURCE_ROOT:?}
 stage=$(mktemp -d /tmp/tf-bindings-XXXXXX)
 trap 'rm -rf "$stage"' EXIT
@@ -40,9 +41,15 @@ for c in doc["containers"]:
     e = engines[c["engine"]]
     print(f'{e["api"]}\t{e["pid"]}\t{e["prefix"] or "-"}\t{c["name"]}\t{c["pid"]}')
 PY
-ours() { awk -F'\t' -v s="$socket" 'substr($1, length($1) - length(s) + 1) == s' "$1" | sort; }
+ends_in() { # file, socket: the lines of the engine at socket
+  awk -F'\t' -v s="$2" 'substr($1, length($1) - length(s) + 1) == s' "$1"
+}
+ours() { local s; for s in "${sockets[@]}"; do ends_in "$1" "$s"; done | sort; }
 ours "$stage/want" >"$stage/want.ours"
-[[ -s $stage/want.ours ]] || fail "turtlefinder --json lists no container of the engine at $socket: $(cat "$stage/cli.json")"
+for s in "${sockets[@]}"; do
+  [[ -n $(ends_in "$stage/want" "$s") ]] \
+    || fail "turtlefinder --json lists no container of the engine at $s: $(cat "$stage/cli.json")"
+done
 
 check() { # name, command...
   local name=$1
@@ -52,6 +59,8 @@ check() { # name, command...
   diff -u "$stage/want.ours" "$stage/$name.ours" || fail "$name example differs from turtlefinder --json"
   echo "ok: $name example lists $(wc -l <"$stage/$name.ours") containers like the CLI"
 }
+echo "turtlefinder --json, for the engines at ${sockets[*]}:"
+cat "$stage/want.ours"
 check c "$stage/list-c"
 check python env TURTLEFINDER_LIBRARY="$lib/libturtlefinder.so.0" python3 "$src/examples/python/list.py"
 check go "$stage/list-go"

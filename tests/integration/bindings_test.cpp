@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The C, Python and Go examples agree with `turtlefinder --json` on a real
-// dockerd the lab starts, with one running container (bindings.sh builds
-// them against a staged install and compares).
+// dockerd the lab starts, with a container and a docker-in-docker container
+// running one of its own (bindings.sh builds them against a staged install
+// and compares, prefixes and PIDs included).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <iostream>
 
 #include "lab.hpp"
+#include "nested.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -28,7 +30,11 @@ TEST(Bindings, ExamplesListTheLabsContainersLikeTheCli) {
     dockerd.docker_ok({"run", "-d", "--name", "bindings-box", "busybox-img", "sleep", "600"});
     const char *source = std::getenv("TF_SOURCE_ROOT");
     ASSERT_NE(source, nullptr);
-    auto result = lab::run({std::string(source) + "/tests/integration/bindings.sh", dockerd.socket()}, {}, 600s);
+    lab::NestedDockerd dind(l, lab::docker_api(l, dockerd), "tf-bind-dind");
+    dind.run_busybox("bindings-inner");
+    auto result = lab::run(
+        {std::string(source) + "/tests/integration/bindings.sh", dockerd.socket(), dind.host_path("/run/docker.sock")},
+        {}, 600s);
     EXPECT_TRUE(result.ok()) << "bindings.sh: " << result.out << result.err;
     std::cout << result.out;
 }
