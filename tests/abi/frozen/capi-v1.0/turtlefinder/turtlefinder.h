@@ -152,7 +152,9 @@ typedef enum tfc_event_kind {
     TFC_EVENT_UNPAUSED = 6
 } tfc_event_kind;
 
-/* One change, valid during the callback only (with its engine and container). */
+/* One change, valid during the callback only (with its engine and container).
+ * The event's engine has no parent here (tfc_engine_parent is NULL): its
+ * prefix says where it runs; a snapshot has the whole hierarchy. */
 typedef struct tfc_event tfc_event;
 TFC_PUBLIC tfc_event_kind tfc_event_get_kind(const tfc_event *event); /* 0 for NULL */
 TFC_PUBLIC const tfc_engine *tfc_event_engine(const tfc_event *event);
