@@ -159,6 +159,9 @@ void deliver(const std::shared_ptr<Subscription> &sub, const tf::Event &event) {
     sub->idle.notify_all();
 }
 
+// The v1.0 options end with workers: anything shorter is not a tfc_options.
+constexpr std::size_t options_v1_size = offsetof(tfc_options, workers) + sizeof(tfc_options::workers);
+
 // Keeps the C log callback and its user pointer together.
 struct CLog {
     tfc_log_fn callback;
@@ -183,7 +186,7 @@ int tfc_finder_new(const tfc_options *options, tfc_finder **out, tfc_error *err)
     *out = nullptr;
     tfc_options o{};
     if (options != nullptr) {
-        if (options->struct_size < offsetof(tfc_options, builtin_plugins))
+        if (options->struct_size < options_v1_size)
             return fail(err, -EINVAL, "tfc_finder_new: options.struct_size %u is too small (set it to sizeof(tfc_options))",
                         options->struct_size);
         std::memcpy(&o, options, std::min<std::size_t>(options->struct_size, sizeof o));

@@ -126,6 +126,8 @@ TEST(CApi, MisuseIsAnErrorNotACrash) {
     tfc_options o{};
     EXPECT_EQ(tfc_finder_new(&o, &f, &err), -EINVAL);
     EXPECT_NE(std::strstr(err.message, "struct_size"), nullptr) << err.message;
+    o.struct_size = offsetof(tfc_options, workers); // shorter than v1.0's
+    EXPECT_EQ(tfc_finder_new(&o, &f, &err), -EINVAL);
     o = builtin_only();
     o.n_plugin_dirs = 1;
     EXPECT_EQ(tfc_finder_new(&o, &f, &err), -EINVAL);
