@@ -54,6 +54,7 @@ struct Finder::Impl {
         auto dirs = options.plugin_dirs;
         if (options.default_plugin_dirs)
             for (auto &d : plugins::default_plugin_dirs()) dirs.push_back(std::move(d));
+        for (const auto *builtin : options.builtin_plugins) registry.add(builtin, {}, options.disabled_plugins);
         registry.load_directories(dirs, options.disabled_plugins);
         registry.warn_unmatched(options.disabled_plugins);
     }

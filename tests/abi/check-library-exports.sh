@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# libturtlefinder.so exports its public C++ API and nothing else: no spdlog,
-# fmt, Boost or std code, and none of the core's internals. The allow rule,
-# for every defined dynamic symbol (demangled):
+# libturtlefinder.so exports its public C++ and C APIs and nothing else: no
+# spdlog, fmt, Boost or std code, and none of the core's internals. The allow
+# rule, for every defined dynamic symbol (demangled):
+#   - a C function of the C API: named tfc_*, declared in turtlefinder.h; or
 #   - it is a function, directly in namespace turtlefinder (no sub-namespace)
 #     or a member of a class directly in it (no nested class): no data, no
 #     typeinfo or vtable, no template instantiation of another namespace;
@@ -24,6 +25,14 @@ symbols=$("$nm" -D --defined-only "$lib" | awk 'NF >= 3 { sub(/@.*/, "", $3); pr
 while IFS= read -r symbol; do
     [ -n "$symbol" ] || continue
     count=$((count + 1))
+    case $symbol in
+    tfc_*)
+        if ! grep -qw -- "$symbol" "$include/turtlefinder/turtlefinder.h"; then
+            echo "FAIL: C symbol not declared in turtlefinder.h: $symbol" >&2
+            status=1
+        fi
+        continue ;;
+    esac
     # turtlefinder::NAME(  or  turtlefinder::Class::NAME(  (also ~Class, Class ctor)
     # ([abi:cxx11] tags a function returning std::string.)
     rest=$(printf '%s\n' "$symbol" |

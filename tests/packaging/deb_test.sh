@@ -42,7 +42,7 @@ expect turtlefinder usr/bin/turtlefinder etc/turtlefinder/turtlefinder.json \
   $(printf "$lib/turtlefinder/plugins/%s.so " "${plugins[@]}")
 expect libturtlefinder0 "$lib/libturtlefinder.so.0" "$lib/libturtlefinder.so.0.1.0"
 expect libtf-grpc-client0 "$lib/libtf-grpc-client.so.0" "$lib/libtf-grpc-client.so.0.1.0"
-expect libturtlefinder-dev usr/include/turtlefinder/{export,finder,model,options}.hpp \
+expect libturtlefinder-dev usr/include/turtlefinder/{export,finder,model,options}.hpp usr/include/turtlefinder/turtlefinder.h \
   "$lib/libturtlefinder.so" "$lib/pkgconfig/turtlefinder.pc"
 expect turtlefinder-plugin-dev usr/include/turtlefinder/plugin.{h,hpp} \
   $(cd "$out/src/debian/turtlefinder-plugin-dev" && find usr/include/turtlefinder/clients -type f | sort) \

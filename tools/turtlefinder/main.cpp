@@ -21,6 +21,10 @@
 
 namespace tf = turtlefinder;
 
+#ifdef TF_CLI_BUILTIN_PLUGINS
+std::vector<const tf_plugin_descriptor *> cli_builtin_plugins(); // builtin_plugins.cpp, generated
+#endif
+
 namespace {
 
 constexpr const char *usage = R"(usage: turtlefinder [COMMAND] [OPTIONS]
@@ -245,6 +249,9 @@ int main(int argc, char **argv) {
     if (args.log_level && !tf::set_log_level(*args.log_level))
         usage_error("unknown log level " + *args.log_level);
     options.plugin_dirs.insert(options.plugin_dirs.begin(), args.plugin_dirs.begin(), args.plugin_dirs.end());
+#ifdef TF_CLI_BUILTIN_PLUGINS
+    options.builtin_plugins = cli_builtin_plugins();
+#endif
     if (args.online_wait_ms) options.online_wait = std::chrono::milliseconds(*args.online_wait_ms);
     if (args.procfs_root) options.procfs_root = *args.procfs_root;
     // Every process has a stat file; without one this is not a procfs.

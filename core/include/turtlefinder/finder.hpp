@@ -21,6 +21,7 @@ struct PluginStatus {
     std::vector<std::string> kinds;  // "engine-detector", "socket-activator", "activated-engine"
     std::vector<std::string> claims; // process names and socket suffixes
     bool loaded = false;
+    bool builtin = false;    // linked into the host (Options::builtin_plugins); file is "<builtin:NAME>"
     std::string reason;      // why it was refused
 };
 

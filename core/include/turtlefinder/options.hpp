@@ -2,12 +2,17 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <turtlefinder/export.hpp>
+
+// A plugin's entry (turtlefinder/plugin.h), for plugins linked into the host.
+struct tf_plugin_descriptor;
 
 namespace turtlefinder {
 
@@ -18,6 +23,11 @@ struct Options {
     std::vector<std::string> plugin_dirs;
     bool default_plugin_dirs = true;
     std::set<std::string> disabled_plugins;
+    // Plugins linked into the host program, admitted before any directory is
+    // read and checked like files (ABI version, size, name); listed by
+    // Finder::plugins() as "<builtin:NAME>". A plugin file named like one of
+    // them (NAME.so) is skipped. Each descriptor must outlive the Finder.
+    std::vector<const tf_plugin_descriptor *> builtin_plugins;
     // Maximum engine queries run in parallel, shared by concurrent calls.
     unsigned workers = 4;
     // How long a discovery waits for a new engine's first sync.
@@ -53,10 +63,32 @@ TF_PUBLIC FileSettings load_config(const std::string &path, Options &options);
 // The installed default configuration file (may not exist).
 TF_PUBLIC std::string default_config_path();
 
-// Sets the level of the library's and every plugin's log lines (to stderr):
+// Sets the level of the library's and every plugin's log lines (to stderr or
+// the log callback):
 // "trace", "debug", "info", "warn", "error", "critical" or "off". Returns
 // false, changing nothing, for another name. The initial level is "warn", or
 // the environment's TURTLEFINDER_LOG_LEVEL.
 TF_PUBLIC bool set_log_level(const std::string &level);
+
+enum class LogLevel { trace, debug, info, warn, error, critical };
+
+// One log line of the library or of a plugin. The views are valid during the
+// callback only.
+struct LogRecord {
+    LogLevel level;
+    std::string_view component; // "turtlefinder" for the library, else the plugin's name
+    std::string_view message;
+};
+
+using LogCallback = std::function<void(const LogRecord &)>;
+
+// Sends every log line at or above the log level to `callback` instead of
+// stderr; an empty callback restores stderr. Process-wide, like the level.
+// The callback runs on the thread that logs — a thread calling a Finder, or
+// one of the Finder's or a plugin's threads — one record at a time (calls are
+// serialized). It must not call into a Finder or set_log_callback, and what it
+// throws is dropped. Once set_log_callback returns, the previous callback is
+// not running and is never called again.
+TF_PUBLIC void set_log_callback(LogCallback callback);
 
 } // namespace turtlefinder

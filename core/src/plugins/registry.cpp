@@ -94,6 +94,11 @@ bool Registry::load_file(const std::string &path, const std::set<std::string> &d
     }
     if (!fs::is_regular_file(canonical, ec)) return refuse(path, {}, "not a regular file");
     if (std::string bad = insecure_reason(path); !bad.empty()) return refuse(path, {}, bad);
+    // The host links this plugin in: its file (an installed copy) is not mapped.
+    if (std::string stem = fs::path(path).stem().string(); builtin_names_.count(stem) != 0) {
+        log().debug("plugin \"{}\" skipped: \"{}\" is built in", path, stem);
+        return true;
+    }
     // A disabled plugin whose file is named after it is not even loaded:
     // dlopen alone maps its libraries, and gRPC's stay mapped for good.
     if (std::string stem = fs::path(path).stem().string(); disabled.count(stem) != 0) {
@@ -110,12 +115,19 @@ bool Registry::load_file(const std::string &path, const std::set<std::string> &d
     return ok;
 }
 
-bool Registry::add(const tf_plugin_descriptor *descriptor, const std::string &origin) {
+bool Registry::add(const tf_plugin_descriptor *descriptor, const std::string &origin,
+                   const std::set<std::string> &disabled) {
+    const bool builtin = origin.empty();
     std::string file = origin;
-    if (file.empty())
+    if (builtin)
         file = fmt::format("<builtin:{}>", descriptor != nullptr && descriptor->name != nullptr ? descriptor->name : "?");
-    if (descriptor == nullptr) return refuse(file, {}, "no descriptor");
-    return admit(descriptor, file, nullptr, {});
+    bool ok = descriptor == nullptr ? refuse(file, {}, "no descriptor")
+                                    : admit(descriptor, file, nullptr, disabled);
+    if (builtin) {
+        statuses_.back().builtin = true; // admitted, disabled or refused: listed last
+        if (descriptor != nullptr && descriptor->name != nullptr) builtin_names_.insert(descriptor->name);
+    }
+    return ok;
 }
 
 bool Registry::admit(const tf_plugin_descriptor *d, const std::string &file, std::shared_ptr<void> library,

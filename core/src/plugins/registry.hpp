@@ -36,8 +36,11 @@ public:
     void warn_unmatched(const std::set<std::string> &disabled) const;
     // Loads one file; false (and a logged reason) if refused.
     bool load_file(const std::string &path, const std::set<std::string> &disabled = {});
-    // Registers an in-memory descriptor (tests; built-in plugins).
-    bool add(const tf_plugin_descriptor *descriptor, const std::string &origin);
+    // Registers an in-memory descriptor (tests; built-in plugins); an empty
+    // `origin` means built in: listed as "<builtin:NAME>", and load_file
+    // then skips a file named NAME.so.
+    bool add(const tf_plugin_descriptor *descriptor, const std::string &origin,
+             const std::set<std::string> &disabled = {});
 
     const std::vector<std::shared_ptr<const Plugin>> &plugins() const { return plugins_; }
     const std::vector<PluginStatus> &statuses() const { return statuses_; }
@@ -64,6 +67,7 @@ private:
     std::vector<std::shared_ptr<const Plugin>> plugins_;
     std::vector<PluginStatus> statuses_;
     std::set<std::string> loaded_files_; // canonical paths, so a file seen twice loads once
+    std::set<std::string, std::less<>> builtin_names_;
 };
 
 } // namespace turtlefinder::plugins

@@ -134,9 +134,19 @@ private:
 
 using Engines = std::vector<std::unique_ptr<EngineClient>>;
 
+// The functions that reach the host init received. A plugin built in to a
+// host (TF_PLUGIN_ENTRY_NAME set) shares its image with other plugins: they
+// are then private to its translation unit, the one that holds TF_PLUGIN and
+// must make every sdk::log call.
+#ifdef TF_PLUGIN_ENTRY_NAME
+#define TF_SDK_PER_PLUGIN static inline
+#else
+#define TF_SDK_PER_PLUGIN inline
+#endif
+
 namespace detail {
 // The host init received, per shared object (each plugin has its own copy).
-inline const tf_host *&host_slot() noexcept {
+TF_SDK_PER_PLUGIN const tf_host *&host_slot() noexcept {
     static const tf_host *host = nullptr; // trivially initialised: no dlopen-time constructor
     return host;
 }
@@ -147,7 +157,7 @@ inline const tf_host *&host_slot() noexcept {
 // through the Log it is handed (ProbeRequest::log) instead.
 #ifndef TF_SDK_SHARED_LIBRARY
 // Logs through the host under this plugin's name (a no-op before init).
-inline void log(tf_log_level level, const std::string &message) noexcept { Log{detail::host_slot()}(level, message); }
+TF_SDK_PER_PLUGIN void log(tf_log_level level, const std::string &message) noexcept { Log{detail::host_slot()}(level, message); }
 #endif
 
 namespace detail {
@@ -288,7 +298,7 @@ inline tf_engine *make_engine(std::unique_ptr<EngineClient> client) {
     return &box.release()->base;
 }
 
-inline ProbeRequest to_request(const tf_probe_request *r) {
+TF_SDK_PER_PLUGIN ProbeRequest to_request(const tf_probe_request *r) {
     ProbeRequest req;
     if (r == nullptr) throw Error(-EINVAL, "probe: NULL request");
     req.pid = r->pid;
@@ -396,13 +406,21 @@ struct Extensions {
 } // namespace detail
 } // namespace turtlefinder::sdk
 
-// Emits tf_plugin_entry for class P. Use once per shared object, at namespace scope.
+// The symbol TF_PLUGIN defines. A plugin linked into a host program with
+// others (Options::builtin_plugins) is compiled with its own, e.g.
+// -DTF_PLUGIN_ENTRY_NAME=tf_plugin_entry_moby, which the host declares as
+// extern "C" const tf_plugin_descriptor tf_plugin_entry_moby;
+#ifndef TF_PLUGIN_ENTRY_NAME
+#define TF_PLUGIN_ENTRY_NAME tf_plugin_entry
+#endif
+
+// Emits TF_PLUGIN_ENTRY_NAME for class P. Use once per shared object, at namespace scope.
 #define TF_PLUGIN(P)                                                                                     \
     static_assert(::turtlefinder::sdk::detail::Detector<P> || ::turtlefinder::sdk::detail::Activator<P> ||                \
                       ::turtlefinder::sdk::detail::ActivatedEngine<P>,                                           \
                   "a plugin needs process_names + probe(const ProbeRequest&) -> Engines, "                 \
                   "activator_names, or socket_suffixes + service_names + probe");                        \
-    extern "C" TF_EXPORT const tf_plugin_descriptor tf_plugin_entry = {                                  \
+    extern "C" TF_EXPORT const tf_plugin_descriptor TF_PLUGIN_ENTRY_NAME = {                                \
         {TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, TF_ABI_VERSION_PATCH},                              \
         sizeof(tf_plugin_descriptor),                                                                    \
         P::name,                                                                                         \

@@ -1,0 +1,3 @@
+module turtlefinder.example/list
+
+go 1.19
