@@ -75,16 +75,13 @@ struct Finder::Impl {
         ++discoveries;
         auto table = procfs::ProcessTable::scan(options.procfs_root);
         prune(table);
-        // Probes of new processes run in the background while activators are
-        // looked at; every new engine's first sync is then waited for — all of
-        // it within one online_wait. A probe still running at the deadline (an
-        // engine with many slow sockets) is collected by a later discovery
-        // rather than stalling this one.
-        const auto deadline = std::chrono::steady_clock::now() + options.online_wait;
+        // Probes and activations run side by side, each bounded by its own
+        // probe timeout (one that hangs is collected by a later discovery);
+        // then, within online_wait, the new engines' first syncs, which run
+        // side by side too.
         prober.start(table, watched_apis());
-        auto fresh = watch(prober.activate(table, deadline));
-        for (auto &w : watch(prober.collect(deadline))) fresh.push_back(std::move(w));
-        wait_online(fresh, deadline);
+        auto fresh = watch(prober.collect());
+        wait_online(fresh, std::chrono::steady_clock::now() + options.online_wait);
         publish(std::move(fresh));
         return query(table);
     }

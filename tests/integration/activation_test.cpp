@@ -239,6 +239,26 @@ TEST_F(Activation, SystemdSocketActivateOnTheHostExecsPodmanInPlace) {
     EXPECT_TRUE(sa.process().wait(std::chrono::seconds(idle_seconds + 5)).has_value());
 }
 
+// online_wait bounds only the wait for first syncs: with 0, probing and
+// activation still run (bounded by probe_timeout) and the engines are found.
+TEST_F(Activation, ZeroOnlineWaitStillFindsAndActivates) {
+    auto &sd = start_systemd({.name = "tf-act-zero"});
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(options(0ms));
+        finder.containers();
+        auto podman = systemd_podman(finder);
+        ASSERT_TRUE(podman) << "the socket-activated podman is not watched after one discovery";
+        auto services = sd.podman_services();
+        ASSERT_EQ(services.size(), 1u);
+        EXPECT_EQ(podman->pid, services[0]);
+        bool docker = false;
+        for (auto &e : finder.engines()) docker = docker || e->type == "docker.com";
+        EXPECT_TRUE(docker) << "the lab's dockerd is not watched";
+    }
+    leaks.check();
+}
+
 // podman-docker: a standalone podman service on a docker.sock. The moby
 // detector refuses it (Libpod-Api-Version); the podman detector takes it.
 TEST_F(Activation, StandalonePodmanOnADockerSockIsFoundAsPodman) {

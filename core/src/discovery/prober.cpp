@@ -8,7 +8,7 @@
 namespace turtlefinder::discovery {
 
 Prober::Prober(const plugins::Registry &registry, const Options &options)
-    : registry_(registry), options_(options), slots_(options.workers) {}
+    : registry_(registry), options_(options) {}
 
 Prober::~Prober() {
     for (auto &p : pending_) p.result.wait();
@@ -24,8 +24,12 @@ void Prober::prune(const procfs::ProcessTable &table) {
 
 void Prober::forget_activation(std::uint64_t socket_inode) { activation_.forget(socket_inode); }
 
+// Every candidate gets its own thread, so none waits behind another that
+// hangs; each is bounded by probe_timeout per socket (and per step of an
+// activation), which also bounds how long a discovery waits for it.
 void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
     watched_ = std::move(watched);
+    const auto now = std::chrono::steady_clock::now();
     for (const auto &[pid, p] : table.processes()) {
         auto plugin = registry_.detector_for(p.name);
         if (!plugin) continue;
@@ -33,62 +37,77 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
         bool retry = !probed_.insert(key).second;
         if (retry) {
             auto due = fruitless_.find(key);
-            if (due == fruitless_.end() || std::chrono::steady_clock::now() < due->second.next) continue;
+            if (due == fruitless_.end() || !due->second.due()) continue;
         }
-        pending_.push_back({key, plugin, retry, std::async(std::launch::async, [this, process = p, plugin] {
-                                auto sockets = listening_sockets_of(options_.procfs_root, process.pid);
+        auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
+        auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
+        pending_.push_back({key, plugin, retry, until, std::nullopt,
+                            std::async(std::launch::async, [this, process = p, plugin, sockets = std::move(sockets)] {
                                 return probe(process, plugin, false, sockets);
                             })});
     }
-}
 
-std::vector<FoundEngine> Prober::activate(const procfs::ProcessTable &table,
-                                          std::chrono::steady_clock::time_point deadline) {
     std::set<std::uint64_t> watched_inodes; // sockets some engine already talks to
     for (const auto &[inode, type] : watched_)
         if (inode != 0) watched_inodes.insert(inode);
-    std::vector<FoundEngine> fresh;
     auto reads_before = activation_.socket_reads();
-    for (auto &service : activation_.activate(table, registry_, watched_inodes, deadline)) {
-        procfs::ProcessKey key{service.service.pid, service.service.starttime};
-        // The service may also be claimed by a detector (a podman that runs
-        // on its own): it is examined here, not probed again.
-        probed_.insert(key);
-        if (watched_inodes.contains(service.socket.inode)) continue;
-        for (auto &found : probe(service.service, service.plugin, true, {service.socket})) {
-            found.api_inode = service.socket.inode;
-            found.pidns_pid = service.activator_pid;
-            found.activated = true;
-            const Engine &e = found.engine->identity();
-            log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"", e.type,
-                       e.api, e.version, key.pid, service.activator_pid, service.plugin->name());
-            watched_inodes.insert(service.socket.inode);
-            watched_.emplace(service.socket.inode, e.type);
-            fresh.push_back(std::move(found));
-        }
-        ++activations_;
+    for (auto &job : activation_.due(table, registry_, watched_inodes)) {
+        const auto *activator = table.find(job.activator_pid);
+        procfs::ProcessKey key{job.activator_pid, activator != nullptr ? activator->starttime : 0};
+        // Connect, find the service, probe it: three steps of probe_timeout.
+        auto until = now + options_.probe_timeout * 4;
+        auto plugin = job.plugin;
+        bool retry = job.retry;
+        auto run = [this, job, root = table.root()] { return activate(job, root); };
+        pending_.push_back({key, std::move(plugin), retry, until, std::move(job), std::async(std::launch::async, run)});
     }
     activator_socket_reads_ += activation_.socket_reads() - reads_before;
-    return fresh;
 }
 
-std::vector<FoundEngine> Prober::collect(std::chrono::steady_clock::time_point deadline) {
+std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::string &procfs_root) {
+    std::vector<FoundEngine> found;
+    auto service = run_activation(procfs_root, job, options_.probe_timeout);
+    if (!service) return found;
+    ++activations_;
+    for (auto &f : probe(service->service, service->plugin, true, {service->socket})) {
+        f.api_inode = service->socket.inode;
+        f.pidns_pid = service->activator_pid;
+        f.activated = true;
+        found.push_back(std::move(f));
+    }
+    return found;
+}
+
+std::vector<FoundEngine> Prober::collect() {
     std::vector<FoundEngine> fresh;
     for (auto it = pending_.begin(); it != pending_.end();) {
-        auto until = it->retry ? std::chrono::steady_clock::now() : deadline;
+        auto until = it->retry ? std::chrono::steady_clock::now() : it->until;
         if (it->result.wait_until(until) != std::future_status::ready) {
-            log().debug("probing PID {} with plugin \"{}\" outlasts this discovery", it->process.pid,
-                        it->plugin->name());
+            if (!it->retry)
+                log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
+                            it->activation ? "activating a socket of" : "probing", it->process.pid,
+                            it->plugin->name());
             ++it;
             continue;
         }
         auto found_engines = it->result.get();
-        schedule_retry(it->process, !found_engines.empty());
+        if (it->activation) {
+            activation_.finished(*it->activation, !found_engines.empty());
+            // A service that also runs on its own terms (claimed by a
+            // detector) is examined here, not probed again.
+            for (const auto &found : found_engines) probed_.insert(found.process);
+        } else {
+            schedule_retry(it->process, !found_engines.empty());
+        }
         for (auto &found : found_engines) {
             if (!claim_api(found)) continue; // e.g. a service this discovery activated, also claimed by a detector
             const Engine &e = found.engine->identity();
-            log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"", e.type, e.api, e.version,
-                       it->process.pid, it->plugin->name());
+            if (found.activated)
+                log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"", e.type,
+                           e.api, e.version, found.process.pid, it->process.pid, it->plugin->name());
+            else
+                log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"", e.type, e.api, e.version,
+                           it->process.pid, it->plugin->name());
             fresh.push_back(std::move(found));
         }
         it = pending_.erase(it);
@@ -97,13 +116,10 @@ std::vector<FoundEngine> Prober::collect(std::chrono::steady_clock::time_point d
 }
 
 void Prober::schedule_retry(const procfs::ProcessKey &process, bool found_any) {
-    if (found_any) {
+    if (found_any)
         fruitless_.erase(process);
-        return;
-    }
-    auto &retry = fruitless_[process];
-    retry.delay = std::min(retry.delay == std::chrono::milliseconds(0) ? first_retry : retry.delay * 2, max_retry);
-    retry.next = std::chrono::steady_clock::now() + retry.delay;
+    else
+        fruitless_[process].failed();
 }
 
 bool Prober::claim_api(const FoundEngine &found) {
@@ -123,9 +139,7 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     input.timeout = options_.probe_timeout;
     if (auto it = options_.plugin_settings.find(plugin->name()); it != options_.plugin_settings.end())
         input.settings = it->second;
-    slots_.acquire();
     auto outcome = activated ? plugin->probe_activated(input) : plugin->probe(input);
-    slots_.release();
     std::vector<FoundEngine> found;
     for (auto &e : outcome.engines) {
         FoundEngine f;

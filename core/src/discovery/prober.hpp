@@ -10,6 +10,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -19,7 +20,7 @@
 
 #include "discovery/activation.hpp"
 #include "discovery/discovery.hpp"
-#include "discovery/slots.hpp"
+#include "discovery/retry.hpp"
 #include "plugins/engine_handle.hpp"
 #include "plugins/registry.hpp"
 #include "procfs/procfs.hpp"
@@ -54,17 +55,17 @@ public:
     // The activated engine behind this socket is gone: activate it again.
     void forget_activation(std::uint64_t socket_inode);
 
-    // Starts probing, in the background, every process of `table` a detector
-    // claims that was not probed yet, or whose probe found nothing and is due
-    // for a retry. Engines found at an API in `watched` are duplicates.
+    // Starts, in the background and side by side: a probe of every process
+    // of `table` a detector claims that was not probed yet, or whose probe
+    // found nothing and is due for a retry; and the activation (then probe)
+    // of every socket an activator holds for an engine not watched yet.
+    // Engines found at an API in `watched` are duplicates.
     void start(const procfs::ProcessTable &table, WatchedApis watched);
-    // Activates the sockets activators hold for engines not watched yet and
-    // probes the services that start; gives up at `deadline`.
-    std::vector<FoundEngine> activate(const procfs::ProcessTable &table,
-                                      std::chrono::steady_clock::time_point deadline);
-    // The new engines of the probes that end by `deadline` (a retry is never
-    // waited for); a probe still running is collected by a later call.
-    std::vector<FoundEngine> collect(std::chrono::steady_clock::time_point deadline);
+    // The new engines of the probes and activations started so far. A first
+    // try is waited for until its own bound (derived from probe_timeout), a
+    // retry not at all; what still runs is collected by a later call, so a
+    // candidate that hangs costs only its own result.
+    std::vector<FoundEngine> collect();
 
     std::uint64_t probes() const { return probes_; }
     std::uint64_t activations() const { return activations_; }
@@ -72,30 +73,25 @@ public:
 
 private:
     struct Pending {
-        procfs::ProcessKey process;
+        procfs::ProcessKey process; // the process probed; for an activation, the activator
         std::shared_ptr<const plugins::Plugin> plugin;
-        bool retry; // of a process that had no engine before: never waited for
+        bool retry; // of something that gave no engine before: never waited for
+        std::chrono::steady_clock::time_point until; // a first try is waited for until then
+        std::optional<ActivationJob> activation;
         std::future<std::vector<FoundEngine>> result;
     };
-    // Processes whose probe found no engine are probed again after a growing
-    // delay: an engine caught while starting (no socket yet, or not answering
-    // yet) must not be ignored for the Finder's lifetime.
-    struct Retry {
-        std::chrono::steady_clock::time_point next;
-        std::chrono::milliseconds delay{0};
-    };
-    static constexpr std::chrono::milliseconds first_retry{2000}, max_retry{60000};
 
     // Probes one process's sockets with the plugin claiming it (any thread).
     std::vector<FoundEngine> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
                                    bool activated, const std::vector<ApiSocket> &sockets);
+    // Activates one socket and probes the service that starts (any thread).
+    std::vector<FoundEngine> activate(const ActivationJob &job, const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
     // False (and a debug line) when an engine at that API is watched already.
     bool claim_api(const FoundEngine &found);
 
     const plugins::Registry &registry_;
     const Options &options_;
-    Slots slots_;
     std::set<procfs::ProcessKey> probed_; // processes already examined by a plugin
     std::map<procfs::ProcessKey, Retry> fruitless_;
     std::vector<Pending> pending_;
