@@ -47,6 +47,9 @@ for t in json.load(sys.stdin):
 echo "bench: building ${#targets[@]} targets in $builddir" >&2
 ninja -C "$builddir" "${targets[@]}" >/dev/null || ninja -C "$builddir" -j1 "${targets[@]}"
 
+# The CLI and the idle Finder load the build tree's plugins, found through
+# meson's developer environment.
+eval "$(meson devenv -C "$builddir" --dump | grep -E '^(export )?TURTLEFINDER_PLUGIN_PATH\b')"
 results=$(mktemp -d /tmp/tf-bench.XXXXXX)
 trap 'rm -rf "$results"' EXIT
 if ((quick)); then

@@ -10,4 +10,6 @@ if [[ ! -f $builddir/build.ninja ]]; then
   meson setup "$builddir" -Dwerror=true >/dev/null
 fi
 ninja -C "$builddir" >/dev/null || ninja -C "$builddir" -j1
+# The build tree's plugins are found through meson's developer environment.
+eval "$(meson devenv -C "$builddir" --dump | grep -E '^(export )?TURTLEFINDER_PLUGIN_PATH\b')"
 exec "$builddir/tools/turtlefinder" "$@"

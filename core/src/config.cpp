@@ -10,6 +10,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "installation.hpp"
+
 namespace turtlefinder {
 
 namespace json = boost::json;
@@ -57,7 +59,11 @@ const std::vector<std::string> log_levels = {"trace", "debug", "info", "warn", "
 
 } // namespace
 
-std::string default_config_path() { return std::string(TF_SYSCONF_DIR) + "/turtlefinder.json"; }
+std::string default_config_path() {
+    // Found relative to the installation like the plugins, so a relocated
+    // install reads its own file (unless sysconfdir is outside the prefix, /etc).
+    return installation_path(TF_RELATIVE_CONFIG_FILE, TF_INSTALLED_CONFIG_FILE);
+}
 
 FileSettings load_config(const std::string &path, Options &options) {
     std::ifstream in(path);

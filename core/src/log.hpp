@@ -6,14 +6,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <turtlefinder/options.hpp> // set_log_level
+
 namespace turtlefinder {
 
 // The core's logger ("turtlefinder"); created on first use, stderr sink.
 spdlog::logger &log();
 // The logger for one plugin, named after it; shares the core's sinks and level.
 std::shared_ptr<spdlog::logger> plugin_logger(const std::string &plugin_name);
-// Sets the level of the core's and all plugin loggers ("trace".."off").
-// Returns false for an unknown level name.
-bool set_log_level(const std::string &level);
 
 } // namespace turtlefinder

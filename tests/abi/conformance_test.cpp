@@ -47,7 +47,7 @@ std::size_t exercise(const std::string &dir) {
             in.timeout = std::chrono::milliseconds(200);
             auto start = std::chrono::steady_clock::now();
             auto out = probe(in);
-            EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+            EXPECT_LT(std::chrono::steady_clock::now() - start, tftest::hang_guard);
             EXPECT_GE(out.result.code, 0) << out.result.message;
             EXPECT_TRUE(out.engines.empty());
             // A socket path that does not exist is no engine, and no hang.

@@ -528,19 +528,20 @@ TEST(Loader, NoLeaksAfterManyLoadsAndUnloads) {
     guard.check();
 }
 
-TEST(DefaultPluginDirs, EnvironmentFirstThenBuildTree) {
+TEST(DefaultPluginDirs, EnvironmentFirstThenTheInstallation) {
+    const char *was = std::getenv("TURTLEFINDER_PLUGIN_PATH"); // the build tree's, from meson test
+    const std::string saved = was ? was : "";
     ASSERT_EQ(::setenv("TURTLEFINDER_PLUGIN_PATH", "/first::/second", 1), 0);
     auto dirs = default_plugin_dirs();
-    ::unsetenv("TURTLEFINDER_PLUGIN_PATH");
-    ASSERT_GE(dirs.size(), 2u);
+    if (was) ::setenv("TURTLEFINDER_PLUGIN_PATH", saved.c_str(), 1);
+    else ::unsetenv("TURTLEFINDER_PLUGIN_PATH");
+    ASSERT_EQ(dirs.size(), 3u);
     EXPECT_EQ(dirs[0], "/first");
     EXPECT_EQ(dirs[1], "/second");
-    // This test binary runs from the build tree: its plugin folders, never the installed one.
-    const std::string build_root = TF_BUILD_ROOT_FOR_TEST;
-    for (std::size_t i = 2; i < dirs.size(); ++i) {
-        EXPECT_EQ(dirs[i].rfind(build_root + "/", 0), 0u) << dirs[i];
-        EXPECT_TRUE(std::filesystem::is_directory(dirs[i])) << dirs[i];
-    }
+    // This test binary is not installed: the configured installation's folder,
+    // never one of the build tree (the build tree is found through the environment).
+    EXPECT_TRUE(dirs[2].ends_with("/turtlefinder/plugins")) << dirs[2];
+    EXPECT_EQ(dirs[2].find(TF_BUILD_ROOT_FOR_TEST), std::string::npos) << dirs[2];
 }
 
 } // namespace

@@ -231,7 +231,7 @@ TEST_F(MalformedPlugin, CppExceptionsFromEveryCallStayInThePlugin) {
         auto start = std::chrono::steady_clock::now();
         auto got = by_id(finder.containers(), "malformed-cpp");
         auto took = std::chrono::steady_clock::now() - start;
-        EXPECT_LT(took, 300ms + 500ms);
+        EXPECT_LT(took, tftest::hang_guard);
         EXPECT_TRUE(got.empty());
         EXPECT_EQ(engines_of(finder, "malformed-cpp").size(), 1u);
     } // cancel() throws too: destruction must still finish

@@ -32,16 +32,11 @@
 
 namespace tftest {
 
-// Factor for a test's own time budget (not its timeouts): under a sanitizer
-// our code runs slower, about 2x under AddressSanitizer and several times
-// under ThreadSanitizer (tools/sanitize.sh gives meson's timeouts 3x).
-#if defined(TF_TEST_UNDER_TSAN)
-inline constexpr int time_budget_scale = 3;
-#elif defined(TF_TEST_UNDER_ASAN)
-inline constexpr int time_budget_scale = 2;
-#else
-inline constexpr int time_budget_scale = 1;
-#endif
+// Upper bound for a call that must end by its own (much shorter) timeout.
+// Tests assert outcomes, not speed: this bound is far beyond what a loaded
+// machine or a sanitizer costs, so it fails only when the call hangs. Speed
+// goals live in the benchmarks.
+inline constexpr std::chrono::seconds hang_guard{30};
 
 // True when running under CI (CI=true): a test that cannot run must fail there.
 bool under_ci();

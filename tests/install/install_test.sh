@@ -1,46 +1,94 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Installs the build into a staging DESTDIR, then, with nothing but the staged
-# files and pkg-config: the installed CLI runs and finds the installed plugins;
-# the README's embedding example compiles and runs; an out-of-tree detector
-# builds and loads from a drop-in directory.
+# Installs the build into a staging DESTDIR and checks what a user gets:
+#  - no installed file names the build or source tree;
+#  - the examples build against the staged install with pkg-config alone,
+#    as README tells users to (examples/embed, examples/plugin);
+#  - moved to another prefix, the install still finds its own files: the CLI
+#    and the embedding example (built with no path to the plugins) load every
+#    installed plugin from the moved copy, the CLI reads the moved copy's
+#    configuration by default, and the out-of-tree plugin loads from a
+#    drop-in directory.
 set -euo pipefail
 build=${TF_BUILD_ROOT:?} src=${TF_SOURCE_ROOT:?}
 stage=$(mktemp -d /tmp/tf-install-XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# Nothing of the build tree may help the install find its files.
+unset TURTLEFINDER_PLUGIN_PATH LD_LIBRARY_PATH
+
+# The configured directories: prefix absolute, the others relative to it
+# (sysconfdir may be absolute, /etc).
+read -r prefix bindir libdir sysconfdir < <(meson introspect "$build" --buildoptions | python3 -c '
+import json, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(o["prefix"], o["bindir"], o["libdir"], o["sysconfdir"])')
 
 meson install -C "$build" --destdir "$stage/root" --no-rebuild --quiet >/dev/null
-pc=$(dirname "$(find "$stage/root" -name turtlefinder.pc | head -n1)")
-[[ -f $pc/turtlefinder.pc && -f $pc/turtlefinder-plugin.pc ]] || fail "pkg-config files not installed"
-cli=$(find "$stage/root" -path '*/bin/turtlefinder' -type f | head -n1)
-[[ -x $cli ]] || fail "CLI not installed"
-libdir=$(dirname "$(find "$stage/root" -name 'libturtlefinder.so' | head -n1)")
-export LD_LIBRARY_PATH=$libdir
-export PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$stage/root
-unset TURTLEFINDER_PLUGIN_PATH
+staged=$stage/root$prefix
+pcdir=$staged/$libdir/pkgconfig
+[[ -f $pcdir/turtlefinder.pc && -f $pcdir/turtlefinder-plugin.pc ]] || fail "pkg-config files not installed in $pcdir"
+[[ -x $staged/$bindir/turtlefinder ]] || fail "CLI not installed"
 
-# The installed CLI finds the installed plugins, with no flags.
-plugins=$("$cli" plugins)
-for p in moby containerd crio; do
-  grep -q "^$p " <<<"$plugins" || fail "installed CLI did not load plugin $p: $plugins"
-done
-grep -q "$stage/root" <<<"$plugins" || fail "plugins not loaded from the staged install: $plugins"
-grep -q "$build" <<<"$plugins" && fail "installed CLI loaded plugins from the build tree: $plugins"
-[[ -f $(find "$stage/root" -name turtlefinder.json | head -n1) ]] || fail "configuration not installed"
+# No build path is compiled in (debug info aside: it records where the
+# sources were compiled, and packagers strip it).
+while IFS= read -r -d '' f; do
+  objcopy --strip-debug "$f" "$stage/stripped" 2>/dev/null || cp "$f" "$stage/stripped"
+  if grep -qaF -e "$build" -e "$src" "$stage/stripped"; then
+    fail "${f#"$stage/root"} names the build or source tree: $(grep -aoF -e "$build" -e "$src" "$stage/stripped" | head -n1)"
+  fi
+done < <(find "$stage/root" -type f -print0)
 
-# The README's embedding example is this file, and builds against the install.
+# The README's embedding example is examples/embed/embed.cpp.
 awk '/<!-- embed-example -->/{f=1;next} f&&/^```cpp/{g=1;next} g&&/^```/{exit} g' "$src/README.md" \
   > "$stage/readme_example.cpp"
-diff -u "$src/tests/install/embed_example.cpp" "$stage/readme_example.cpp" \
-  || fail "README's embedding example differs from tests/install/embed_example.cpp"
-c++ -std=c++20 -Wall -Wextra -Werror "$stage/readme_example.cpp" -o "$stage/embed" \
-  $(pkg-config --cflags --libs turtlefinder)
-"$stage/embed" >"$stage/embed.out" || fail "embedding example failed"
+diff -u "$src/examples/embed/embed.cpp" "$stage/readme_example.cpp" \
+  || fail "README's embedding example differs from examples/embed/embed.cpp"
 
-# An out-of-tree detector, built with the SDK's pkg-config alone, loads from a drop-in dir.
+# Both examples build against the staged install, with pkg-config alone. The
+# embedding program gets an rpath to the library only, where it will be moved.
+moved=$stage/elsewhere/opt/tf
+export PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$stage/root
+make -s -C "$src/examples/embed" OUT="$stage/embed" CXXFLAGS=-Werror LDFLAGS="-Wl,-rpath,$moved/$libdir" \
+  || fail "examples/embed does not build against the install"
 mkdir -m 0755 "$stage/dropin"
-make -s -C "$src/tests/abi/example-plugin" OUT="$stage/dropin/example.so"
-"$cli" plugins --plugin-dir "$stage/dropin" | grep -q "^example " \
-  || fail "out-of-tree plugin not loaded from the drop-in directory"
+make -s -C "$src/examples/plugin" OUT="$stage/dropin/example.so" CXXFLAGS=-Werror \
+  || fail "examples/plugin does not build against the install"
+unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+
+# Another prefix, at another depth: nothing is left where it was installed.
+mkdir -p "$(dirname "$moved")"
+mv "$staged" "$moved"
+cli=$moved/$bindir/turtlefinder
+plugindir=$moved/$libdir/turtlefinder/plugins
+mapfile -t plugins < <(find "$plugindir" -maxdepth 1 -name '*.so' | sort)
+((${#plugins[@]} > 0)) || fail "no plugins installed in $plugindir"
+
+# Every installed plugin is loaded from the moved copy, none refused.
+every_plugin_loaded() { # who, output
+  local p
+  if grep -q 'REFUSED' <<<"$2"; then fail "$1 refused plugins: $2"; fi
+  for p in "${plugins[@]}"; do
+    grep -qF "$p" <<<"$2" || fail "$1 did not load $p: $2"
+  done
+}
+out=$("$cli" plugins 2>&1) || fail "moved CLI failed: $out"
+every_plugin_loaded "moved CLI" "$out"
+out=$("$stage/embed" 2>&1) || fail "embedding example failed: $out"
+every_plugin_loaded "embedding example" "$(grep '^plugin ' <<<"$out")"
+
+# The default configuration is the moved copy's (when sysconfdir is in the prefix).
+if [[ $sysconfdir != /* ]]; then
+  config=$moved/$sysconfdir/turtlefinder/turtlefinder.json
+  [[ -f $config ]] || fail "configuration not installed in $config"
+  cp "$config" "$stage/config.json"
+  echo '{"no_such_key": 1}' >"$config"
+  if out=$("$cli" plugins 2>&1); then fail "moved CLI did not read its configuration $config"; fi
+  grep -qF "$config" <<<"$out" || fail "moved CLI read another configuration: $out"
+  cp "$stage/config.json" "$config"
+fi
+
+# The out-of-tree detector loads from a drop-in directory.
+out=$("$cli" plugins --plugin-dir "$stage/dropin" 2>&1) || fail "moved CLI failed: $out"
+grep -q "^example " <<<"$out" || fail "out-of-tree plugin not loaded from the drop-in directory: $out"
 echo "install: ok"

@@ -127,7 +127,7 @@ TEST_F(Cri, WatchWithoutEventApiIsNotSupported) {
         auto t0 = std::chrono::steady_clock::now();
         cri->start_watch();
         cri->join_watch();
-        EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, tftest::hang_guard);
         EXPECT_EQ(cri->watch_result().value_or(0), -ENOTSUP) << cri->watch_error();
         EXPECT_FALSE(cri->subscribed());
     }

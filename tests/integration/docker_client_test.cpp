@@ -177,11 +177,9 @@ TEST_F(DockerClientTest, EventStreamSeesLifecycleAndCancelEndsIt) {
             EXPECT_EQ(order, (std::vector<std::string>{"start", "pause", "unpause", "die"}));
         }
 
-        auto t0 = std::chrono::steady_clock::now();
         c.cancel();
-        EXPECT_TRUE(tftest::eventually([&] { return code.load() != 1; }, 2s));
+        EXPECT_TRUE(tftest::eventually([&] { return code.load() != 1; }, tftest::hang_guard));
         watcher.join();
-        EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
         EXPECT_EQ(code.load(), -ECANCELED);
         dockerd_->docker_ok({"rm", "-f", id});
     }
@@ -229,14 +227,14 @@ TEST_F(DockerClientTest, MisbehavingSocketsFailWithinTheTimeout) {
             auto took = std::chrono::steady_clock::now() - t0;
             EXPECT_NE(std::find(tc.codes.begin(), tc.codes.end(), code), tc.codes.end())
                 << lab::to_string(tc.behaviour) << " gave " << code;
-            EXPECT_LT(took, 1500ms) << lab::to_string(tc.behaviour);
+            EXPECT_LT(took, tftest::hang_guard) << lab::to_string(tc.behaviour);
             // the event stream too
             t0 = std::chrono::steady_clock::now();
             code = error_code_of([&] {
                 c.events({}, [] { return true; }, [](const docker::Event &) { return true; });
             });
             EXPECT_LT(code, 0) << lab::to_string(tc.behaviour);
-            EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms) << lab::to_string(tc.behaviour);
+            EXPECT_LT(std::chrono::steady_clock::now() - t0, tftest::hang_guard) << lab::to_string(tc.behaviour);
         }
         guard.check();
     }

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // TEST DOUBLE launcher: starts the misbehaving-engine helper program.
+#include <fstream>
+
 #include "lab.hpp"
 
 namespace turtlefinder::lab {
@@ -24,6 +26,13 @@ FakeEngine::FakeEngine(const Lab &lab, std::string process_name, Behaviour behav
     process_ = Process(so);
     if (!wait_listening(process_.pid(), socket_, 10s))
         throw Error("fake engine '" + process_name + "' did not listen on " + socket_ + ": " + process_.log_tail());
+}
+
+int FakeEngine::connections() const {
+    std::ifstream log(socket_ + ".log");
+    int n = 0;
+    for (std::string line; std::getline(log, line);) n += line == "accepted";
+    return n;
 }
 
 } // namespace turtlefinder::lab

@@ -100,6 +100,9 @@ int main(int argc, char **argv) {
     while (true) {
         int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
+        // One line per connection: tests count who connected (FakeEngine::connections).
+        std::printf("accepted\n");
+        std::fflush(stdout);
         std::thread(serve, fd, behaviour).detach();
     }
 }

@@ -233,6 +233,8 @@ public:
 
     const std::string &socket() const noexcept { return socket_; }
     pid_t pid() const noexcept { return process_.pid(); }
+    // Connections accepted so far (read from the double's log).
+    int connections() const;
 
 private:
     std::string socket_;

@@ -11,6 +11,8 @@
 #include <turtlefinder/grpc/containerd.hpp>
 #include <turtlefinder/grpc/cri.hpp>
 
+#include "testing.hpp"
+
 namespace gc = turtlefinder::grpc_client;
 
 TEST(CriInfo, PidFromVerboseInfo) {
@@ -65,7 +67,7 @@ TEST(CriInfo, ProbesFailFastOnMissingSockets) {
     auto t0 = std::chrono::steady_clock::now();
     EXPECT_FALSE(gc::probe_cri("/nonexistent/dir/cri.sock", std::chrono::milliseconds(300)).has_value());
     EXPECT_FALSE(gc::probe_containerd("/nonexistent/dir/c.sock", std::chrono::milliseconds(300)).has_value());
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, tftest::hang_guard);
 }
 
 TEST(CriInfo, LongSocketPaths) {

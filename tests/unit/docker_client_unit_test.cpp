@@ -431,7 +431,7 @@ TEST(DockerClientHttp, SilentEngineTimesOut) {
         docker::Client c(opts(silent.path(), 300ms));
         auto t0 = std::chrono::steady_clock::now();
         EXPECT_EQ(error_code_of([&] { c.ping(); }), -ETIMEDOUT);
-        EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, tftest::hang_guard);
     }
     guard.check();
 }
@@ -536,11 +536,9 @@ TEST(DockerClientHttp, CancelEndsABlockedEventStreamPromptly) {
             });
         });
         ASSERT_TRUE(tftest::eventually([&] { return subscribed.load(); }));
-        auto t0 = std::chrono::steady_clock::now();
         c.cancel();
-        EXPECT_TRUE(tftest::eventually([&] { return code.load() != 1; }, 1000ms));
+        EXPECT_TRUE(tftest::eventually([&] { return code.load() != 1; }, tftest::hang_guard));
         watcher.join();
-        EXPECT_LT(std::chrono::steady_clock::now() - t0, 1000ms);
         EXPECT_EQ(code.load(), -ECANCELED);
         // and every later call fails the same way
         EXPECT_EQ(error_code_of([&] { c.ping(); }), -ECANCELED);

@@ -17,10 +17,7 @@
 
 #include <turtlefinder/finder.hpp>
 
-#include "discovery/discovery.hpp"
-#include "log.hpp"
 #include "output.hpp"
-#include "procfs/procfs.hpp"
 
 namespace tf = turtlefinder;
 
@@ -118,8 +115,7 @@ void warn_if_not_root() {
 }
 
 int run_sockets(const tf::Options &options, bool json) {
-    auto table = tf::procfs::ProcessTable::scan(options.procfs_root);
-    auto list = tf::discovery::all_listening(table);
+    auto list = tf::listening_sockets(options.procfs_root);
     if (json) {
         std::cout << "{\"schema\":\"" << tf::cli::json_schema << "\",\"processes\":[";
         bool first = true;
@@ -155,7 +151,8 @@ int run_sockets(const tf::Options &options, bool json) {
 
 int run_plugins(const tf::Finder &finder) {
     auto statuses = finder.plugins();
-    if (statuses.empty()) std::cout << "no plugins found\n";
+    if (statuses.empty())
+        std::cout << "no plugins found (a build tree's are found when run through `meson devenv`)\n";
     for (const auto &s : statuses) {
         if (s.loaded) {
             std::string kinds, claims;

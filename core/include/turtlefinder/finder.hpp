@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include <turtlefinder/export.hpp>
 #include <turtlefinder/model.hpp>
 #include <turtlefinder/options.hpp>
 
@@ -31,7 +32,7 @@ struct Stats {
     std::uint64_t activations = 0;            // services found after activating their socket
 };
 
-class Finder {
+class TF_PUBLIC Finder {
 public:
     explicit Finder(Options options = {});
     ~Finder(); // stops every watcher and joins every thread
@@ -57,11 +58,29 @@ public:
     void unsubscribe(int handle);
 
 private:
-    struct Impl;
+    struct TF_PRIVATE Impl;
     std::unique_ptr<Impl> impl_;
 };
 
 // Version of the library.
-const char *version();
+TF_PUBLIC const char *version();
+
+// A listening unix socket of a process.
+struct ApiSocket {
+    std::uint64_t inode = 0;
+    std::string path;      // as bound, meaningful in the owner's mount namespace
+    std::string reachable; // the same socket reached from here, through /proc/PID/root
+};
+
+struct ProcessSockets {
+    int pid = 0;
+    std::string name;
+    std::vector<ApiSocket> sockets; // sorted by path
+};
+
+// Every process under `procfs_root` holding listening, non-abstract stream
+// unix sockets, by PID: what engine detectors are offered to probe. Loads no
+// plugins and talks to no engine.
+TF_PUBLIC std::vector<ProcessSockets> listening_sockets(const std::string &procfs_root = "/proc");
 
 } // namespace turtlefinder

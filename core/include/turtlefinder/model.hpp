@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <turtlefinder/export.hpp>
+
 namespace turtlefinder {
 
 // Label put on every container: the chain of enclosing container names of the
@@ -49,7 +51,7 @@ struct Group {
 
 // Groups `containers` by compose project and Kubernetes pod; the pointers
 // borrow from `containers`.
-std::vector<Group> group(const std::vector<Container> &containers);
+TF_PUBLIC std::vector<Group> group(const std::vector<Container> &containers);
 
 enum class EventKind { engine_found, engine_lost, started, exited, paused, unpaused };
 
@@ -59,6 +61,6 @@ struct Event {
     Container container; // empty for engine events; for exited, what was last known
 };
 
-const char *to_string(EventKind kind);
+TF_PUBLIC const char *to_string(EventKind kind);
 
 } // namespace turtlefinder

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <turtlefinder/export.hpp>
+
 namespace turtlefinder {
 
 struct Options {
@@ -50,9 +52,15 @@ struct FileSettings {
 // `options`, leaving keys the file does not set as they are. Throws
 // std::runtime_error naming the file, the key and what was expected on an
 // unknown key, a wrong type, a bad value or unreadable/invalid JSON.
-FileSettings load_config(const std::string &path, Options &options);
+TF_PUBLIC FileSettings load_config(const std::string &path, Options &options);
 
 // The installed default configuration file (may not exist).
-std::string default_config_path();
+TF_PUBLIC std::string default_config_path();
+
+// Sets the level of the library's and every plugin's log lines (to stderr):
+// "trace", "debug", "info", "warn", "error", "critical" or "off". Returns
+// false, changing nothing, for another name. The initial level is "warn", or
+// the environment's TURTLEFINDER_LOG_LEVEL.
+TF_PUBLIC bool set_log_level(const std::string &level);
 
 } // namespace turtlefinder

@@ -63,3 +63,11 @@ std::vector<ProcessSockets> all_listening(const procfs::ProcessTable &table) {
 }
 
 } // namespace turtlefinder::discovery
+
+namespace turtlefinder {
+
+std::vector<ProcessSockets> listening_sockets(const std::string &procfs_root) {
+    return discovery::all_listening(procfs::ProcessTable::scan(procfs_root));
+}
+
+} // namespace turtlefinder

@@ -6,26 +6,20 @@
 #include <string>
 #include <vector>
 
+#include <turtlefinder/finder.hpp>
+
 #include "procfs/procfs.hpp"
 
 namespace turtlefinder::discovery {
 
-struct ApiSocket {
-    std::uint64_t inode = 0;
-    std::string path;      // as bound, meaningful in the owner's mount namespace
-    std::string reachable; // the same socket reached from here, through /proc/PID/root
-};
+// Public types (turtlefinder/finder.hpp): the CLI's `sockets` shows them too.
+using turtlefinder::ApiSocket;
+using turtlefinder::ProcessSockets;
 
 // The listening, non-abstract stream unix sockets `pid` holds among its fds,
 // sorted by path. The socket table is read through the process itself, since
 // it is per network namespace; paths are resolved inside its root.
 std::vector<ApiSocket> listening_sockets_of(const std::string &procfs_root, int pid);
-
-struct ProcessSockets {
-    int pid = 0;
-    std::string name;
-    std::vector<ApiSocket> sockets;
-};
 
 // Every process in `table` holding listening unix sockets, by PID. Reads each
 // network namespace's socket table once.

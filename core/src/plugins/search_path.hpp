@@ -7,9 +7,9 @@
 
 namespace turtlefinder::plugins {
 
-// Directories searched when Options::default_plugin_dirs is set: the build
-// tree's plugin folders when running from it, else the installed folder; plus
-// TURTLEFINDER_PLUGIN_PATH (colon separated) first.
+// Directories searched when Options::default_plugin_dirs is set:
+// TURTLEFINDER_PLUGIN_PATH (colon separated), then the installation's plugin
+// folder (see installation_path).
 std::vector<std::string> default_plugin_dirs();
 
 } // namespace turtlefinder::plugins

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The README's embedding example: list every container, nested engines included.
+// The README's embedding example: the plugins loaded, then every container,
+// nested engines included.
 #include <turtlefinder/finder.hpp>
 
 #include <iostream>
@@ -8,6 +9,8 @@ int main() {
     turtlefinder::Options options;
     options.online_wait = std::chrono::seconds(3); // wait for engines' first sync
     turtlefinder::Finder finder(options);          // loads the installed plugins
+    for (const auto &p : finder.plugins())
+        std::cout << "plugin " << (p.loaded ? p.name : "REFUSED " + p.reason) << " " << p.file << '\n';
 
     for (const auto &c : finder.containers()) {
         const auto &prefix = c.engine->prefix;     // "" on the host, "outer/inner" nested
