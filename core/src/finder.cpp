@@ -32,7 +32,7 @@ struct Finder::Impl {
         bool activated = false;
         bool in_root_pidns = false; // engine PIDs are ours as they are
         std::unique_ptr<watch::Watcher> watcher;
-        bool announced = false;
+        std::atomic<bool> announced{false};
     };
 
     Options options;
@@ -41,6 +41,8 @@ struct Finder::Impl {
     std::mutex discovery_mu;      // one discovery (scan, prune, probe, watch, query) at a time
     mutable std::shared_mutex mu; // guards `watched`
     std::vector<std::shared_ptr<Watched>> watched;
+    // The engines as the last query placed them: the ones its containers point at.
+    std::vector<std::shared_ptr<const Engine>> placed;
     discovery::Prober prober; // under discovery_mu
     query::Assembler assembler; // under discovery_mu
     std::atomic<std::uint64_t> discoveries{0};
@@ -130,6 +132,8 @@ struct Finder::Impl {
         auto w = std::make_shared<Watched>();
         w->engine = std::make_shared<Engine>(found.engine->identity());
         w->engine->pid = found.process.pid;
+        w->engine->state = Engine::State::syncing;
+        w->engine->since = std::chrono::system_clock::now();
         w->process = found.process;
         w->pidns_pid = found.pidns_pid;
         w->api_inode = found.api_inode;
@@ -138,13 +142,17 @@ struct Finder::Impl {
         w->in_root_pidns = chain && chain->size() == 1;
         const procfs::ProcessKey key = found.process;
         std::weak_ptr<Watched> weak = w;
-        watch::WatcherOptions wo{options.relist_interval, options.backoff_min, options.backoff_max};
+        watch::WatcherOptions wo{options.relist_interval, options.backoff_min, options.backoff_max,
+                                 options.health_interval};
         w->watcher = std::make_unique<watch::Watcher>(
             std::move(found.engine), wo,
             [this, weak](EventKind kind, const plugins::ReportedContainer &raw) {
                 if (auto self = weak.lock()) on_change(*self, kind, raw);
             },
-            [this, key] { return alive(key); });
+            [this, key] { return alive(key); },
+            [this, weak](const watch::Health &health) {
+                if (auto self = weak.lock()) on_health(*self, health);
+            });
         return w;
     }
 
@@ -189,8 +197,27 @@ struct Finder::Impl {
         {
             std::unique_lock lock(mu); // host_pids and engines are written
             assembler.update(table, inputs);
+            placed.clear();
+            for (auto &w : engines) placed.push_back(w->engine);
         }
         return query::Assembler::collect(inputs);
+    }
+
+    // An engine's state changed: its published copy is replaced (the next
+    // query rebuilds its containers and re-points its children) and
+    // subscribers are told.
+    void on_health(Watched &w, const watch::Health &health) {
+        std::shared_ptr<const Engine> engine;
+        {
+            std::unique_lock lock(mu);
+            auto copy = std::make_shared<Engine>(*w.engine);
+            copy->state = health.state;
+            copy->error = health.error;
+            copy->since = health.since;
+            w.engine = copy;
+            engine = std::move(copy);
+        }
+        if (w.announced) notify({EventKind::engine_state, engine, {}});
     }
 
     // A change a watcher saw, told to subscribers as a container of ours.
@@ -250,9 +277,7 @@ std::vector<Container> Finder::containers() { return impl_->containers(); }
 
 std::vector<std::shared_ptr<const Engine>> Finder::engines() {
     std::shared_lock lock(impl_->mu);
-    std::vector<std::shared_ptr<const Engine>> out;
-    for (auto &w : impl_->watched) out.push_back(w->engine);
-    return out;
+    return impl_->placed;
 }
 
 std::size_t Finder::engine_count() {

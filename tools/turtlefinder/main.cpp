@@ -260,6 +260,7 @@ int main(int argc, char **argv) {
             containers = finder.containers();
         }
         auto engines = finder.engines();
+        tf::cli::warn_not_online(std::cerr, engines);
         if (args.command == "engines")
             tf::cli::print_engines(std::cout, engines, args.json);
         else if (args.json)

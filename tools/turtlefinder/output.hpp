@@ -2,6 +2,7 @@
 // Rendering discoveries for people (tree) and programs (JSON).
 #pragma once
 
+#include <chrono>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -22,6 +23,11 @@ struct Style {
 std::string valid_utf8(std::string_view in);
 // Replaces control characters for terminal output.
 std::string printable(std::string_view in);
+
+// A time as RFC 3339 in UTC with milliseconds ("2026-11-30T10:52:10.123Z").
+std::string utc_time(std::chrono::system_clock::time_point t);
+// One line on stderr for each engine that is not online (nothing for those that are).
+void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const Engine>> &engines);
 
 void print_tree(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
                 const std::vector<Container> &containers, const Style &style);

@@ -43,7 +43,8 @@ public:
     // their first sync), and returns every alive container of every engine.
     // Safe to call from several threads at once.
     std::vector<Container> containers();
-    // The engines currently watched (after the last discovery).
+    // The engines as the last discovery placed them: the very objects its
+    // containers point at, with their state as of that discovery.
     std::vector<std::shared_ptr<const Engine>> engines();
     std::size_t engine_count();
     // Loaded and refused plugins.

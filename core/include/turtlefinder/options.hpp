@@ -30,6 +30,10 @@ struct Options {
     std::chrono::milliseconds probe_timeout{1000};
     // Relist period for engines without an event stream.
     std::chrono::milliseconds relist_interval{1000};
+    // How often an engine whose event stream stands is asked for a list, so
+    // that one whose API stops answering while its process lives (a quiet
+    // stream says nothing) is marked stale.
+    std::chrono::milliseconds health_interval{5000};
     // Backoff after a failed watch: doubles from min up to max.
     std::chrono::milliseconds backoff_min{100};
     std::chrono::milliseconds backoff_max{5000};
