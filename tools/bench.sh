@@ -26,7 +26,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-bash tools/setup.sh
+bash tools/setup.sh test
 builddir=${TF_BUILD_DIR:-build}
 if [[ ! -f $builddir/build.ninja ]]; then
   meson setup "$builddir" -Dwerror=true >/dev/null

@@ -19,7 +19,7 @@
 # default 15); see tools/sanitize.sh and tools/fuzz.sh for theirs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup.sh
+bash tools/setup.sh test
 builddir=${TF_BUILD_DIR:-build}
 if [[ ! -f $builddir/build.ninja ]]; then
   meson setup "$builddir" -Dwerror=true >/dev/null

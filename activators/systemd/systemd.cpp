@@ -13,7 +13,7 @@
 
 #include <array>
 
-namespace turtlefinder::activators::systemd {
+namespace tfplugin::systemd {
 
 struct Plugin {
     static constexpr const char *name = "systemd";
@@ -22,6 +22,6 @@ struct Plugin {
     static constexpr std::array<const char *, 2> activator_names{"systemd", "systemd-socket-"};
 };
 
-} // namespace turtlefinder::activators::systemd
+} // namespace tfplugin::systemd
 
-TF_PLUGIN(turtlefinder::activators::systemd::Plugin)
+TF_PLUGIN(tfplugin::systemd::Plugin)

@@ -98,6 +98,9 @@ FileSettings load_config(const std::string &path, Options &options) {
             if (std::find(log_levels.begin(), log_levels.end(), level) == log_levels.end())
                 r.fail(key, "expected one of trace, debug, info, warn, error, critical, off");
             settings.log_level = level;
+        } else if (key == "procfs_root") {
+            o.procfs_root = r.string(key, v);
+            if (o.procfs_root.empty() || o.procfs_root[0] != '/') r.fail(key, "expected an absolute path");
         } else if (key == "plugin_settings") {
             if (!v.is_object()) r.fail(key, "expected an object of plugin name → object of string settings");
             for (const auto &[plugin, kv] : v.get_object()) {
@@ -108,7 +111,7 @@ FileSettings load_config(const std::string &path, Options &options) {
             }
         } else {
             r.fail(key, "unknown key (known: plugin_dirs, disabled_plugins, workers, online_wait_ms, "
-                        "probe_timeout_ms, relist_interval_ms, log_level, plugin_settings)");
+                        "probe_timeout_ms, relist_interval_ms, log_level, procfs_root, plugin_settings)");
         }
     }
     options = std::move(o);

@@ -82,7 +82,8 @@ struct Finder::Impl {
         // then, within online_wait, the new engines' first syncs, which run
         // side by side too.
         prober.start(table, watched_apis());
-        auto fresh = watch(prober.collect());
+        std::vector<std::shared_ptr<Watched>> fresh;
+        prober.collect([&](discovery::FoundEngine found) { fresh.push_back(start_watch(std::move(found))); });
         wait_online(fresh, std::chrono::steady_clock::now() + options.online_wait);
         publish(std::move(fresh));
         return query(table);
@@ -121,13 +122,7 @@ struct Finder::Impl {
         return apis;
     }
 
-    // Starts a watcher for each engine found.
-    std::vector<std::shared_ptr<Watched>> watch(std::vector<discovery::FoundEngine> found) {
-        std::vector<std::shared_ptr<Watched>> started;
-        for (auto &f : found) started.push_back(start_watch(std::move(f)));
-        return started;
-    }
-
+    // Starts watching an engine a probe found.
     std::shared_ptr<Watched> start_watch(discovery::FoundEngine found) {
         auto w = std::make_shared<Watched>();
         w->engine = std::make_shared<Engine>(found.engine->identity());

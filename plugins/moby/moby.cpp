@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace turtlefinder::plugins::moby {
+namespace tfplugin::moby {
 
 namespace docker = turtlefinder::clients::docker;
 namespace sdk = turtlefinder::sdk;
@@ -38,7 +38,7 @@ struct Plugin {
             try {
                 docker::Ping ping = client->ping();
                 if (ping.is_podman()) {
-                    sdk::log(TF_LOG_DEBUG, "'" + path + "' is podman's API (Libpod-Api-Version), not Docker's");
+                    request.log(TF_LOG_DEBUG, "'" + path + "' is podman's API (Libpod-Api-Version), not Docker's");
                     continue;
                 }
                 docker::VersionInfo version = client->negotiate();
@@ -53,13 +53,13 @@ struct Plugin {
                 engines.push_back(docker::make_docker_engine(std::move(client), std::move(ei)));
                 break; // one dockerd serves one API; its other sockets (metrics, libnetwork) are not it
             } catch (const docker::Error &e) {
-                sdk::log(TF_LOG_DEBUG, "'" + path + "' is not a Docker API: " + e.what());
+                request.log(TF_LOG_DEBUG, "'" + path + "' is not a Docker API: " + e.what());
             }
         }
         return engines;
     }
 };
 
-} // namespace turtlefinder::plugins::moby
+} // namespace tfplugin::moby
 
-TF_PLUGIN(turtlefinder::plugins::moby::Plugin)
+TF_PLUGIN(tfplugin::moby::Plugin)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Plugins that send malformed data, end to end through a Finder (probe,
-// EngineClient, Watcher, query): NULL strings, a million labels, a label
+// EngineHandle, Watcher, query): NULL strings, a million labels, a label
 // count without an array, invalid UTF-8, short structs with stray pointers,
 // hostile events, engines missing v1 members, and a C++ plugin that throws
 // from every call. Nothing may crash, hang or leak, and what is usable is

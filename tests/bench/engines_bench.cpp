@@ -47,10 +47,10 @@
 
 #include <turtlefinder/clients/docker/client.hpp>
 #include <turtlefinder/finder.hpp>
-#include <turtlefinder/grpc/cri.hpp>
 
 #include "bench_common.hpp"
 #include "containerd.hpp"
+#include "cri_admin.hpp"
 #include "procfs/procfs.hpp"
 #include "lab.hpp"
 #include "log.hpp"
@@ -412,7 +412,7 @@ public:
     void adopt_ctr(const std::string &id) { ctr_.push_back(id); }
     void adopt_cri(const std::string &id) { cri_containers_.push_back(id); }
     void adopt_pod(const std::string &id) { pods_.push_back(id); }
-    tf::grpc_client::CriAdmin &cri() { return cri_; }
+    lab::CriAdmin &cri() { return cri_; }
 
     // Bulk removal: much faster than the lab's one-by-one teardown.
     void clear() noexcept {
@@ -477,7 +477,7 @@ private:
 
     lab::Dockerd &dockerd_;
     lab::Containerd &containerd_;
-    tf::grpc_client::CriAdmin cri_;
+    lab::CriAdmin cri_;
     Split have_;
     std::vector<std::string> docker_, ctr_, pods_, cri_containers_;
 };

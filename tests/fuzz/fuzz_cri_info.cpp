@@ -5,11 +5,11 @@
 
 #include <string>
 
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
     std::string json(turtlefinder::fuzz::as_text(data, size));
-    int pid = turtlefinder::grpc_client::pid_from_info_json(json);
+    int pid = turtlefinder::clients::grpc::pid_from_info_json(json);
     TF_FUZZ_ASSERT(pid >= 0);
     // No "pid" text, no PID.
     if (json.find("pid") == std::string::npos && json.find('\\') == std::string::npos)

@@ -8,7 +8,9 @@
 #    and the embedding example (built with no path to the plugins) load every
 #    installed plugin from the moved copy, the CLI reads the moved copy's
 #    configuration by default, and the out-of-tree plugin loads from a
-#    drop-in directory.
+#    drop-in directory;
+#  - plugins built from the installed SDK, client libraries and plugin.map
+#    alone load too.
 set -euo pipefail
 build=${TF_BUILD_ROOT:?} src=${TF_SOURCE_ROOT:?}
 stage=$(mktemp -d /tmp/tf-install-XXXXXX)
@@ -54,6 +56,19 @@ make -s -C "$src/examples/embed" OUT="$stage/embed" CXXFLAGS=-Werror LDFLAGS="-W
 mkdir -m 0755 "$stage/dropin"
 make -s -C "$src/examples/plugin" OUT="$stage/dropin/example.so" CXXFLAGS=-Werror \
   || fail "examples/plugin does not build against the install"
+# The installed client libraries are usable the same way: the moby and crio
+# plugins build from the installed SDK, clients and plugin.map alone.
+map=$(pkg-config --variable=plugin_map turtlefinder-plugin)
+[[ $map == "$stage/root"/* ]] || map=$stage/root$map # pkg-config versions differ on the sysroot here
+[[ -f $map ]] || fail "plugin.map not installed where turtlefinder-plugin.pc says: $map"
+mkdir -m 0755 "$stage/clients"
+for pair in moby:docker crio:grpc; do
+  name=${pair%%:*} client=turtlefinder-${pair#*:}-client
+  c++ -std=c++20 -shared -fPIC -fvisibility=hidden -fvisibility-inlines-hidden \
+    $(pkg-config --cflags "$client") "$src/plugins/$name/$name.cpp" -o "$stage/clients/$name.so" \
+    -Wl,--version-script="$map" -Wl,-z,defs $(pkg-config --libs "$client") -Wl,-rpath,"$moved/$libdir" \
+    || fail "plugin $name does not build against the installed $client"
+done
 unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
 
 # Another prefix, at another depth: nothing is left where it was installed.
@@ -63,6 +78,14 @@ cli=$moved/$bindir/turtlefinder
 plugindir=$moved/$libdir/turtlefinder/plugins
 mapfile -t plugins < <(find "$plugindir" -maxdepth 1 -name '*.so' | sort)
 ((${#plugins[@]} > 0)) || fail "no plugins installed in $plugindir"
+
+# Each plugin links the client libraries next to it, not through the host
+# program's rpath or the environment.
+for so in "${plugins[@]}"; do
+  while read -r line; do
+    [[ $line == *"=> $moved/"* ]] || fail "moved $(basename "$so") does not link its own copy: $line"
+  done < <(ldd "$so" | grep 'libtf-' || true)
+done
 
 # Every installed plugin is loaded from the moved copy, none refused.
 every_plugin_loaded() { # who, output
@@ -91,4 +114,8 @@ fi
 # The out-of-tree detector loads from a drop-in directory.
 out=$("$cli" plugins --plugin-dir "$stage/dropin" 2>&1) || fail "moved CLI failed: $out"
 grep -q "^example " <<<"$out" || fail "out-of-tree plugin not loaded from the drop-in directory: $out"
+out=$("$cli" plugins --plugin-dir "$stage/clients" 2>&1) || fail "moved CLI failed: $out"
+# (the drop-in copies come first, so the installed ones of the same name step aside)
+grep -qxF "    $stage/clients/crio.so" <<<"$out" && ! grep -qF "REFUSED $stage/clients" <<<"$out" \
+  || fail "crio built against the installed clients does not load: $out"
 echo "install: ok"

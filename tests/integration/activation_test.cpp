@@ -363,7 +363,7 @@ protected:
         TF_REQUIRE_ROOT();
         if (!lab::which("podman") || !lab::which("dockerd")) TF_SKIP_OR_FAIL("needs podman and dockerd");
         const char *root = std::getenv("TF_BUILD_ROOT");
-        std::string path = std::string(root != nullptr ? root : ".") + "/activators/podman/podman.so";
+        std::string path = std::string(root != nullptr ? root : ".") + "/plugins/podman/podman.so";
         handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
         ASSERT_NE(handle_, nullptr) << ::dlerror();
         entry_ = static_cast<const tf_plugin_descriptor *>(::dlsym(handle_, TF_PLUGIN_ENTRY_SYMBOL));

@@ -12,9 +12,9 @@
 #include <sstream>
 
 #include "containerd.hpp"
+#include "cri_admin.hpp"
 #include "lab.hpp"
 #include "testing.hpp"
-#include "turtlefinder/grpc/cri.hpp"
 
 namespace {
 
@@ -46,7 +46,7 @@ protected:
         containerd_->run_task("tfns", "t1");
         containerd_->import_pause();
         containerd_->import_busybox("k8s.io"); // the CRI pulls nothing: images are local
-        cri_ = new turtlefinder::grpc_client::CriAdmin(containerd_->socket());
+        cri_ = new lab::CriAdmin(containerd_->socket());
         pod_id_ = cri_->run_pod("cli-pod", "testns", "uid-cli-1");
         cri_container_id_ = cri_->create_container(pod_id_, "sleeper", lab::Containerd::busybox_image,
                                                    {"sleep", "infinity"});
@@ -79,7 +79,7 @@ protected:
     static inline lab::Lab *lab_ = nullptr;
     static inline lab::Containerd *containerd_ = nullptr;
     static inline lab::Dockerd *dockerd_ = nullptr;
-    static inline turtlefinder::grpc_client::CriAdmin *cri_ = nullptr;
+    static inline lab::CriAdmin *cri_ = nullptr;
     static inline std::string docker_id_, pod_id_, cri_container_id_;
 };
 

@@ -9,9 +9,8 @@
 
 #include <fstream>
 
-#include <turtlefinder/grpc/cri.hpp>
-
 #include "containerd.hpp"
+#include "cri_admin.hpp"
 #include "grpc_plugin_host.hpp"
 #include "lab.hpp"
 #include "testing.hpp"
@@ -21,7 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace lab = turtlefinder::lab;
 namespace host = tftest::grpc_host;
-namespace gc = turtlefinder::grpc_client;
 
 // runc's init becomes the container's program only once started; poll.
 class Cri : public ::testing::Test {
@@ -62,7 +60,7 @@ TEST_F(Cri, PodAndContainerWithPodLabelsAndHostPids) {
     ASSERT_NE(cri, nullptr) << probed_.error;
     EXPECT_STREQ(cri->info().flavor, "containerd.io");
     auto scenario = [&](const std::string &uid) {
-        gc::CriAdmin admin(containerd_->socket());
+        lab::CriAdmin admin(containerd_->socket());
         std::string pod = admin.run_pod("web", "shop", uid, {{"app", "web"}});
         std::string ctr = admin.create_container(pod, "app", lab::Containerd::busybox_image,
                                                  {"sleep", "infinity"}, {{"tier", "front"}});
@@ -151,7 +149,7 @@ TEST_F(Cri, CrioStandInFoundByCrioPlugin) {
     EXPECT_STREQ(cri->info().flavor, "cri-o.io");
     EXPECT_EQ(std::string(cri->info().api), containerd_->socket());
 
-    gc::CriAdmin admin(containerd_->socket());
+    lab::CriAdmin admin(containerd_->socket());
     std::string pod = admin.run_pod("db", "data", "uid-db");
     auto sandbox = cri->find(pod);
     ASSERT_TRUE(sandbox.has_value());

@@ -10,9 +10,8 @@
 
 #include <fstream>
 
-#include <turtlefinder/grpc/cri.hpp>
-
 #include "containerd.hpp"
+#include "cri_admin.hpp"
 #include "lab.hpp"
 #include "testing.hpp"
 
@@ -21,7 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
-namespace gc = turtlefinder::grpc_client;
 
 class FinderContainerd : public ::testing::Test {
 protected:
@@ -93,7 +91,7 @@ TEST_F(FinderContainerd, NativeAndCriWorkloadsOfOneContainerd) {
 
     // CRI: relisted every second, the pod's containers keep their pod labels
     // and are not reported twice (the native client skips k8s.io).
-    gc::CriAdmin admin(api);
+    lab::CriAdmin admin(api);
     std::string pod = admin.run_pod("web", "shop", "uid-f");
     std::string app = admin.create_container(pod, "app", lab::Containerd::busybox_image, {"sleep", "infinity"});
     admin.start_container(app);
@@ -120,7 +118,7 @@ TEST_F(FinderContainerd, CrioStandInFoundByProcessName) {
     config.socket_rel = "crio/crio.sock";
     crio_ = std::make_unique<lab::Containerd>(*lab_, config);
     crio_->import_pause();
-    gc::CriAdmin admin(crio_->socket());
+    lab::CriAdmin admin(crio_->socket());
     std::string pod = admin.run_pod("db", "data", "uid-db");
 
     tf::Finder finder(options());

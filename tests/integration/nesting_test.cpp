@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <turtlefinder/finder.hpp>
-#include <turtlefinder/grpc/cri.hpp>
 
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include <sstream>
 
 #include "containerd.hpp"
+#include "cri_admin.hpp"
 #include "lab.hpp"
 #include "nested.hpp"
 #include "testing.hpp"
@@ -26,7 +26,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace tf = turtlefinder;
 namespace lab = turtlefinder::lab;
-namespace gc = turtlefinder::grpc_client;
 
 using EnginePtr = std::shared_ptr<const tf::Engine>;
 
@@ -129,7 +128,7 @@ TEST_F(Nesting, KindLikeContainerdNativeTaskAndCriPodCarryTheNodeAsPrefix) {
     pid_t task_ns_pid = node.run_task("tfns", "web");
     std::string pod, app;
     {
-        gc::CriAdmin admin(node.socket()); // from the host, through /proc/PID/root
+        lab::CriAdmin admin(node.socket()); // from the host, through /proc/PID/root
         pod = admin.run_pod("shop-0", "shop", "uid-shop-0", {{"app", "shop"}});
         app = admin.create_container(pod, "app", lab::NestedContainerd::busybox_image, {"sleep", "infinity"});
         admin.start_container(app);

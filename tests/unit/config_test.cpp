@@ -41,8 +41,8 @@ protected:
 
 TEST_F(Config, ReadsEveryKey) {
     write(R"({"plugin_dirs": ["/a", "/b"], "disabled_plugins": ["crio"], "workers": 7, "online_wait_ms": 1500,
-              "probe_timeout_ms": 300, "relist_interval_ms": 250,
-              "log_level": "debug", "plugin_settings": {"moby": {"k": "v"}, "containerd": {"skip-namespaces": "moby,x"}}})");
+              "probe_timeout_ms": 300, "relist_interval_ms": 250, "log_level": "debug", "procfs_root": "/host/proc",
+              "plugin_settings": {"moby": {"k": "v"}, "containerd": {"skip-namespaces": "moby,x"}}})");
     tf::Options o;
     auto file = tf::load_config(path_, o);
     EXPECT_EQ(o.plugin_dirs, (std::vector<std::string>{"/a", "/b"}));
@@ -54,6 +54,7 @@ TEST_F(Config, ReadsEveryKey) {
     EXPECT_EQ(o.plugin_settings["containerd"]["skip-namespaces"], "moby,x");
     EXPECT_EQ(o.plugin_settings["moby"]["k"], "v");
     EXPECT_EQ(file.log_level, "debug");
+    EXPECT_EQ(o.procfs_root, "/host/proc");
 }
 
 TEST_F(Config, TheShippedDefaultFileIsValid) {
@@ -91,6 +92,8 @@ TEST_F(Config, BadValuesAreRefused) {
     EXPECT_NE(error_for(R"({"workers": 0})").find("got 0"), std::string::npos);
     EXPECT_NE(error_for(R"({"online_wait_ms": -5})").find("\"online_wait_ms\""), std::string::npos);
     EXPECT_NE(error_for(R"({"log_level": "loud"})").find("expected one of"), std::string::npos);
+    EXPECT_NE(error_for(R"({"procfs_root": "host/proc"})").find("\"procfs_root\": expected an absolute path"),
+              std::string::npos);
 }
 
 TEST_F(Config, BrokenFilesAreErrorsAndChangeNothing) {

@@ -8,12 +8,12 @@
 
 #include <cerrno>
 
-#include <turtlefinder/grpc/containerd.hpp>
-#include <turtlefinder/grpc/cri.hpp>
+#include <turtlefinder/clients/grpc/containerd.hpp>
+#include <turtlefinder/clients/grpc/cri.hpp>
 
 #include "testing.hpp"
 
-namespace gc = turtlefinder::grpc_client;
+namespace gc = turtlefinder::clients::grpc;
 
 TEST(CriInfo, PidFromVerboseInfo) {
     EXPECT_EQ(gc::pid_from_info_json(R"({"pid": 4242, "sandboxID": "abc"})"), 4242);

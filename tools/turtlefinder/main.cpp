@@ -41,6 +41,8 @@ Options:
   --config FILE        configuration file (default: the installed turtlefinder.json, if any)
   --log-level LEVEL    trace, debug, info, warn, error, critical or off
   --online-wait MS     how long to wait for new engines' first sync (default 2000)
+  --procfs-root DIR    read processes from the procfs mounted at DIR (default /proc),
+                       e.g. the host's /proc mounted into a container
   --help               this text
   --version            the version
 
@@ -55,6 +57,7 @@ struct Args {
     std::optional<std::string> config;
     std::optional<std::string> log_level;
     std::optional<long> online_wait_ms;
+    std::optional<std::string> procfs_root;
 };
 
 [[noreturn]] void usage_error(const std::string &message) {
@@ -96,6 +99,10 @@ Args parse(int argc, char **argv) {
             if (v.empty() || *end != '\0' || ms < 0 || ms > 600000)
                 usage_error("--online-wait takes milliseconds from 0 to 600000");
             a.online_wait_ms = ms;
+        } else if (is("--procfs-root")) {
+            a.procfs_root = value(i, "--procfs-root");
+            if (a.procfs_root->empty() || (*a.procfs_root)[0] != '/')
+                usage_error("--procfs-root takes an absolute path");
         } else if (!arg.empty() && arg[0] == '-') {
             usage_error("unknown option " + arg);
         } else if (a.command.empty() && (arg == "engines" || arg == "sockets" || arg == "plugins")) {
@@ -239,6 +246,13 @@ int main(int argc, char **argv) {
         usage_error("unknown log level " + *args.log_level);
     options.plugin_dirs.insert(options.plugin_dirs.begin(), args.plugin_dirs.begin(), args.plugin_dirs.end());
     if (args.online_wait_ms) options.online_wait = std::chrono::milliseconds(*args.online_wait_ms);
+    if (args.procfs_root) options.procfs_root = *args.procfs_root;
+    // Every process has a stat file; without one this is not a procfs.
+    if (::access((options.procfs_root + "/1/stat").c_str(), R_OK) != 0) {
+        std::cerr << "turtlefinder: " << options.procfs_root << ": not a procfs (no " << options.procfs_root
+                  << "/1/stat)\n";
+        return 1;
+    }
 
     try {
         if (args.command == "sockets") {

@@ -78,41 +78,47 @@ std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::s
     return found;
 }
 
-std::vector<FoundEngine> Prober::collect() {
-    std::vector<FoundEngine> fresh;
-    for (auto it = pending_.begin(); it != pending_.end();) {
-        auto until = it->retry ? std::chrono::steady_clock::now() : it->until;
-        if (it->result.wait_until(until) != std::future_status::ready) {
-            if (!it->retry)
-                log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
-                            it->activation ? "activating a socket of" : "probing", it->process.pid,
-                            it->plugin->name());
-            ++it;
-            continue;
-        }
-        auto found_engines = it->result.get();
-        if (it->activation) {
-            activation_.finished(*it->activation, !found_engines.empty());
-            // A service that also runs on its own terms (claimed by a
-            // detector) is examined here, not probed again.
-            for (const auto &found : found_engines) probed_.insert(found.process);
-        } else {
-            schedule_retry(it->process, !found_engines.empty());
-        }
-        for (auto &found : found_engines) {
-            if (!claim_api(found)) continue; // e.g. a service this discovery activated, also claimed by a detector
-            const Engine &e = found.engine->identity();
-            if (found.activated)
-                log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"", e.type,
-                           e.api, e.version, found.process.pid, it->process.pid, it->plugin->name());
-            else
-                log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"", e.type, e.api, e.version,
-                           it->process.pid, it->plugin->name());
-            fresh.push_back(std::move(found));
-        }
-        it = pending_.erase(it);
+void Prober::collect(const std::function<void(FoundEngine)> &found) {
+    while (true) {
+        std::erase_if(pending_, [&](Pending &p) {
+            if (p.result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+            harvest(p, found);
+            return true;
+        });
+        // Waited for: first tries within their bound.
+        const auto now = std::chrono::steady_clock::now();
+        auto waited = std::find_if(pending_.begin(), pending_.end(),
+                                   [&](const Pending &p) { return !p.retry && now < p.until; });
+        if (waited == pending_.end()) break;
+        waited->result.wait_until(std::min(waited->until, now + std::chrono::milliseconds(10)));
     }
-    return fresh;
+    for (const auto &p : pending_)
+        if (!p.retry)
+            log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
+                        p.activation ? "activating a socket of" : "probing", p.process.pid, p.plugin->name());
+}
+
+void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &found) {
+    auto found_engines = pending.result.get();
+    if (pending.activation) {
+        activation_.finished(*pending.activation, !found_engines.empty());
+        // A service that also runs on its own terms (claimed by a detector)
+        // is examined here, not probed again.
+        for (const auto &f : found_engines) probed_.insert(f.process);
+    } else {
+        schedule_retry(pending.process, !found_engines.empty());
+    }
+    for (auto &f : found_engines) {
+        if (!claim_api(f)) continue; // e.g. a service this discovery activated, also claimed by a detector
+        const Engine &e = f.engine->identity();
+        if (f.activated)
+            log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"", e.type,
+                       e.api, e.version, f.process.pid, pending.process.pid, pending.plugin->name());
+        else
+            log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"", e.type, e.api, e.version,
+                       pending.process.pid, pending.plugin->name());
+        found(std::move(f));
+    }
 }
 
 void Prober::schedule_retry(const procfs::ProcessKey &process, bool found_any) {

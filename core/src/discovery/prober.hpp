@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -61,11 +62,13 @@ public:
     // of every socket an activator holds for an engine not watched yet.
     // Engines found at an API in `watched` are duplicates.
     void start(const procfs::ProcessTable &table, WatchedApis watched);
-    // The new engines of the probes and activations started so far. A first
-    // try is waited for until its own bound (derived from probe_timeout), a
-    // retry not at all; what still runs is collected by a later call, so a
-    // candidate that hangs costs only its own result.
-    std::vector<FoundEngine> collect();
+    // Hands each new engine of the probes and activations started so far to
+    // `found` as soon as its probe ends (an activated service exits when
+    // idle, so it is watched without delay). A first try is waited for until
+    // its own bound (derived from probe_timeout), a retry not at all; what
+    // still runs is collected by a later call, so a candidate that hangs
+    // costs only its own result.
+    void collect(const std::function<void(FoundEngine)> &found);
 
     std::uint64_t probes() const { return probes_; }
     std::uint64_t activations() const { return activations_; }
@@ -87,6 +90,8 @@ private:
     // Activates one socket and probes the service that starts (any thread).
     std::vector<FoundEngine> activate(const ActivationJob &job, const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
+    // Takes the result of a pending that ended.
+    void harvest(Pending &pending, const std::function<void(FoundEngine)> &found);
     // False (and a debug line) when an engine at that API is watched already.
     bool claim_api(const FoundEngine &found);
 

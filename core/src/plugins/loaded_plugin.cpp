@@ -182,7 +182,7 @@ std::vector<std::string> Plugin::claims() const {
     return out;
 }
 
-std::vector<std::string> Plugin::process_names() const {
+std::vector<std::string> Plugin::claimed_process_names() const {
     std::vector<std::string> out = process_names_;
     out.insert(out.end(), activator_names_.begin(), activator_names_.end());
     out.insert(out.end(), service_names_.begin(), service_names_.end());

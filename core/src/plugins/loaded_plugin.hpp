@@ -40,20 +40,20 @@ public:
     // True if the plugin answers the extension id (tests of the contract).
     bool has_extension(const char *id) const;
 
-    // Engine detector: the process names it claims.
+    // Each role: whether the plugin has it, and what it claims in it. An
+    // engine detector and a socket activator claim process names.
     bool is_detector() const;
     bool detects(std::string_view process_name) const;
-    // Socket activator: the process names it claims.
     bool is_activator() const;
     bool activates(std::string_view process_name) const;
-    // Activated engine: the socket suffixes and service process names it claims.
+    // An activated engine claims socket suffixes and service process names.
     bool is_activated_engine() const;
     bool serves_socket(std::string_view socket_path) const;
     bool is_service(std::string_view process_name) const;
     // Every name and suffix it claims, without repeats.
     std::vector<std::string> claims() const;
     // Every process name it claims in any role.
-    std::vector<std::string> process_names() const;
+    std::vector<std::string> claimed_process_names() const;
 
     // Probes an engine process with the detector, or an activated service
     // with the activated-engine probe. Engines lacking a v1 member are

@@ -175,7 +175,7 @@ std::shared_ptr<const Plugin> Registry::activated_engine_for_socket(std::string_
 std::set<std::string, std::less<>> Registry::claimed_process_names() const {
     std::set<std::string, std::less<>> names;
     for (const auto &p : plugins_)
-        for (auto &n : p->process_names()) names.insert(std::move(n));
+        for (auto &n : p->claimed_process_names()) names.insert(std::move(n));
     return names;
 }
 

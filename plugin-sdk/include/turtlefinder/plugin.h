@@ -18,6 +18,19 @@
  * only ever appended; a reader uses a member only if TF_HAS_MEMBER says the
  * writer's struct holds it.
  *
+ * Growth. What an older reader can safely ignore bumps TF_ABI_VERSION_MINOR:
+ * a member appended to a struct, a new flag bit, event kind or log level, a
+ * new extension id with its vtable, a new optional host service; each such
+ * addition's comment names the minor that brought it. Readers ignore flag
+ * bits and event kinds they do not know (the host logs an unknown level as
+ * the nearest known one). Anything else -- a member removed, moved, retyped
+ * or given another meaning, a call whose contract (arguments, return values,
+ * thread tag, ownership) changes, a new call a plugin must offer -- is not
+ * growth: an extension changes as a new id ("tf.engine-detector.v2", offered
+ * beside the old one for as long as hosts ask for it), and a change to what
+ * every plugin shares (the descriptor, tf_host, containers, sinks, the probe
+ * request) is a new major. TF_ABI_VERSION_PATCH changes nothing in the ABI.
+ *
  * Errors. Functions return int: 0 or positive on success, a negative errno
  * on failure:
  *   -ENOTSUP       capability absent (e.g. an engine without an event stream)
@@ -159,11 +172,18 @@ typedef struct tf_event_sink {
     /* Called once the event subscription is established, before any event is
      * delivered. Events that happen from now on are not lost: the host lists
      * the containers from inside this call, and the plugin delivers events
-     * that arrived meanwhile after it returns. Return non-zero to stop the
-     * watch (it then returns -ECANCELED). [serialized] */
+     * that arrived meanwhile after it returns. So this calls back into the
+     * plugin: tf_engine.list on the same engine, on the watch thread, before
+     * it returns. Watch must not call it holding a lock that list takes;
+     * events arriving meanwhile wait in the plugin's stream or buffer.
+     * Return non-zero to stop the watch (it then returns -ECANCELED).
+     * [serialized] */
     int (*subscribed)(void *ctx);
-    /* One lifecycle event, in the order the engine emitted them. Return
-     * non-zero to stop the watch (it then returns -ECANCELED). [serialized] */
+    /* One lifecycle event, in the order the engine emitted them. For
+     * TF_EVENT_STARTED without details the host calls tf_engine.inspect
+     * from inside this call, on the watch thread (same rule as above).
+     * Return non-zero to stop the watch (it then returns -ECANCELED).
+     * [serialized] */
     int (*on_event)(void *ctx, const tf_container_event *event);
 } tf_event_sink;
 
@@ -238,6 +258,13 @@ typedef struct tf_probe_request {
 
 /* Probes `request` and hands every engine client found to `sink`.
  * Returns the number of engines handed over (0: not an engine of ours).
+ * How long: a probe cannot be cancelled, and while it runs it holds one of
+ * the host's probe workers (for an activated engine, the discovery itself);
+ * the host waits for it before shutting down. Give each candidate path at
+ * most timeout_ms to connect and answer, and each call that identifies an
+ * engine found at most timeout_ms, so that a probe ends within a small
+ * multiple of n_api_paths * timeout_ms. A probe that outlasts a discovery's
+ * wait is collected by a later discovery.
  * [any-thread][blocking] (bounded by timeout_ms per candidate) */
 typedef int (*tf_probe_fn)(const tf_probe_request *request, const tf_engine_sink *sink,
                            tf_error *reterr);

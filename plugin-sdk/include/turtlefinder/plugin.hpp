@@ -73,12 +73,32 @@ struct EngineInfo {
     int pid = 0;
 };
 
+// A line to the host's log, under the plugin's name. It holds the tf_host
+// that init received, which stays valid until deinit, so it may be kept
+// (e.g. by an engine client) and handed to code outside the plugin's own
+// shared object: a client library shared by several plugins logs through
+// the Log its caller hands down, under that caller's name. A
+// default-constructed Log drops every message.
+class Log {
+public:
+    Log() = default;
+    explicit Log(const tf_host *host) noexcept : host_(host) {}
+    void operator()(tf_log_level level, const std::string &message) const noexcept {
+        if (host_ != nullptr && TF_HAS_MEMBER(host_, tf_host, log) && host_->log != nullptr)
+            host_->log(host_->ctx, level, message.c_str());
+    }
+
+private:
+    const tf_host *host_ = nullptr;
+};
+
 struct ProbeRequest {
     int pid = 0;
     std::string process_name;
     std::vector<std::string> api_paths;
     std::chrono::milliseconds timeout{1000};
     std::map<std::string, std::string> settings;
+    Log log; // the plugin's log: hand it to the engine clients and libraries the probe uses
 };
 
 // What watch() reports to. Both return false when the host wants the watch
@@ -114,19 +134,21 @@ private:
 
 using Engines = std::vector<std::unique_ptr<EngineClient>>;
 
-// Logging through the host (set by init; a no-op before).
 namespace detail {
+// The host init received, per shared object (each plugin has its own copy).
 inline const tf_host *&host_slot() noexcept {
     static const tf_host *host = nullptr; // trivially initialised: no dlopen-time constructor
     return host;
 }
 } // namespace detail
 
-inline void log(tf_log_level level, const std::string &message) noexcept {
-    const tf_host *host = detail::host_slot();
-    if (host != nullptr && TF_HAS_MEMBER(host, tf_host, log) && host->log != nullptr)
-        host->log(host->ctx, level, message.c_str());
-}
+// A library that plugins share is not a plugin: its copy of host_slot() is
+// never set, so it defines TF_SDK_SHARED_LIBRARY to lose sdk::log and logs
+// through the Log it is handed (ProbeRequest::log) instead.
+#ifndef TF_SDK_SHARED_LIBRARY
+// Logs through the host under this plugin's name (a no-op before init).
+inline void log(tf_log_level level, const std::string &message) noexcept { Log{detail::host_slot()}(level, message); }
+#endif
 
 namespace detail {
 
@@ -200,7 +222,7 @@ inline int engine_inspect(tf_engine *self, const char *id, const tf_container_si
         if (id == nullptr) throw Error(-EINVAL, "inspect: NULL id");
         if (auto c = client_of(self).inspect(id)) {
             CContainer cc(*c);
-            sink->add(sink->ctx, &cc.c);
+            if (sink->add(sink->ctx, &cc.c) != 0) throw Error(-ECANCELED, "stopped by host");
         }
         return 0;
     });
@@ -225,17 +247,15 @@ private:
     const tf_event_sink *sink_;
 };
 
+// Never returns 0, as the ABI asks: guarded() turns every exception into a
+// negative code (Error never holds 0 or a positive one).
 inline int engine_watch(tf_engine *self, const tf_event_sink *sink, tf_error *err) noexcept {
-    int rc = guarded(err, [&] {
+    return guarded(err, [&] {
         CWatchSink s(sink);
         client_of(self).watch(s);
+        set_error(err, "stopped by host");
         return -ECANCELED; // returning normally means the host asked to stop
     });
-    if (rc >= 0) { // a watch never returns success
-        set_error(err, "event stream ended");
-        rc = -EPIPE;
-    }
-    return rc;
 }
 
 inline void engine_cancel(tf_engine *self) noexcept {
@@ -276,6 +296,7 @@ inline ProbeRequest to_request(const tf_probe_request *r) {
     for (uint32_t i = 0; i < r->n_api_paths && r->api_paths != nullptr; ++i)
         if (r->api_paths[i] != nullptr) req.api_paths.emplace_back(r->api_paths[i]);
     if (r->timeout_ms > 0) req.timeout = std::chrono::milliseconds(r->timeout_ms);
+    req.log = Log(host_slot());
     for (uint32_t i = 0; i < r->n_settings && r->settings != nullptr; ++i)
         if (r->settings[i].key != nullptr && r->settings[i].value != nullptr)
             req.settings[r->settings[i].key] = r->settings[i].value;

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <turtlefinder/clients/grpc/channel.hpp>
+
+#include <fcntl.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <turtlefinder/plugin.hpp>
+
+namespace turtlefinder::clients::grpc {
+
+namespace {
+
+::grpc::ChannelArguments channel_arguments() {
+    ::grpc::ChannelArguments args;
+    // A probe must fail fast and a dead engine must not be retried behind our
+    // back: the core's watcher owns retries and backoff.
+    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // Subchannels private to this channel, so destroying the channel really
+    // closes its connection (no process-wide pool keeps the fd).
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    // Lists of many containers with many labels exceed the 4 MiB default.
+    args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+    return args;
+}
+
+} // namespace
+
+UnixChannel::UnixChannel(const std::string &socket_path) : path_(socket_path) {
+    std::string target = socket_path;
+    if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+        auto slash = socket_path.rfind('/');
+        if (slash == std::string::npos || slash == 0)
+            throw sdk::Error(-ENAMETOOLONG, "socket path too long: " + socket_path);
+        std::string dir = socket_path.substr(0, slash);
+        dir_fd_ = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd_ < 0) throw sdk::Error(-errno, "cannot open socket directory " + dir);
+        target = "/proc/self/fd/" + std::to_string(dir_fd_) + socket_path.substr(slash);
+        if (target.size() >= sizeof(sockaddr_un::sun_path)) {
+            ::close(dir_fd_);
+            throw sdk::Error(-ENAMETOOLONG, "socket name too long: " + socket_path);
+        }
+    }
+    channel_ = ::grpc::CreateCustomChannel("unix:" + target, ::grpc::InsecureChannelCredentials(),
+                                           channel_arguments());
+}
+
+UnixChannel::~UnixChannel() {
+    channel_.reset();
+    if (dir_fd_ >= 0) ::close(dir_fd_);
+}
+
+int errno_of(const ::grpc::Status &status) noexcept {
+    switch (status.error_code()) {
+    case ::grpc::StatusCode::OK: return 0;
+    case ::grpc::StatusCode::DEADLINE_EXCEEDED: return -ETIMEDOUT;
+    case ::grpc::StatusCode::UNAVAILABLE: return -ECONNREFUSED;
+    case ::grpc::StatusCode::UNIMPLEMENTED: return -ENOTSUP;
+    case ::grpc::StatusCode::CANCELLED: return -ECANCELED;
+    case ::grpc::StatusCode::NOT_FOUND: return -ENOENT;
+    case ::grpc::StatusCode::INVALID_ARGUMENT: return -EINVAL;
+    case ::grpc::StatusCode::PERMISSION_DENIED:
+    case ::grpc::StatusCode::UNAUTHENTICATED: return -EACCES;
+    default: return -EPROTO;
+    }
+}
+
+void check(const ::grpc::Status &status, const std::string &what) {
+    if (status.ok()) return;
+    throw sdk::Error(errno_of(status), what + ": " + status.error_message());
+}
+
+CallSet::Guard::Guard(CallSet &set, ::grpc::ClientContext &ctx) : set_(set), ctx_(ctx) {
+    std::lock_guard lock(set_.mutex_);
+    if (set_.cancelled_) throw sdk::Error(-ECANCELED, "engine client cancelled");
+    set_.live_.insert(&ctx_);
+}
+
+CallSet::Guard::~Guard() {
+    std::lock_guard lock(set_.mutex_);
+    set_.live_.erase(&ctx_);
+}
+
+void CallSet::cancel() {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+    for (auto *ctx : live_) ctx->TryCancel();
+}
+
+bool CallSet::cancelled() const {
+    std::lock_guard lock(mutex_);
+    return cancelled_;
+}
+
+void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout, const std::string &containerd_namespace) {
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    ctx.set_wait_for_ready(false);
+    if (!containerd_namespace.empty()) ctx.AddMetadata("containerd-namespace", containerd_namespace);
+}
+
+} // namespace turtlefinder::clients::grpc
