@@ -33,6 +33,7 @@ struct Finder::Impl {
         bool in_root_pidns = false; // engine PIDs are ours as they are
         std::unique_ptr<watch::Watcher> watcher;
         std::atomic<bool> announced{false};
+        std::shared_ptr<const Engine> told; // as subscribers last heard of it (under stream_mu)
     };
 
     Options options;
@@ -47,7 +48,11 @@ struct Finder::Impl {
     query::Assembler assembler; // under discovery_mu
     std::atomic<std::uint64_t> discoveries{0};
 
-    std::mutex subscribers_mu;
+    // Every event is delivered under stream_mu, in one order for all
+    // subscribers; a subscription with the state takes it before its
+    // snapshot, so no event falls between the two. Lock order: discovery_mu,
+    // stream_mu, mu. Watcher threads take stream_mu holding nothing else.
+    std::mutex stream_mu;
     std::map<int, Callback> subscribers;
     int next_subscriber = 1;
 
@@ -85,8 +90,11 @@ struct Finder::Impl {
         std::vector<std::shared_ptr<Watched>> fresh;
         prober.collect([&](discovery::FoundEngine found) { fresh.push_back(start_watch(std::move(found))); });
         wait_online(fresh, std::chrono::steady_clock::now() + options.online_wait);
-        publish(std::move(fresh));
-        return query(table);
+        publish(fresh);
+        auto result = query(table);
+        tell_placement();
+        for (auto &w : fresh) announce(*w);
+        return result;
     }
 
     // Drops the engines whose process is gone or whose watch ended.
@@ -109,7 +117,7 @@ struct Finder::Impl {
         for (auto &w : dropped) {
             if (w->activated) prober.forget_activation(w->api_inode);
             log().info("{} engine \"{}\" (PID {}) is gone", w->engine->type, w->engine->api, w->engine->pid);
-            if (w->announced) notify({EventKind::engine_lost, w->engine, {}});
+            if (w->announced) notify({EventKind::engine_lost, w->engine, {}, {}, false});
         }
     }
 
@@ -161,16 +169,51 @@ struct Finder::Impl {
         }
     }
 
-    // Adds the new engines to the watched ones, then announces them.
-    void publish(std::vector<std::shared_ptr<Watched>> fresh) {
+    // Adds the new engines to the watched ones (announced once placed).
+    void publish(const std::vector<std::shared_ptr<Watched>> &fresh) {
         if (fresh.empty()) return;
+        std::unique_lock lock(mu);
+        for (auto &w : fresh) watched.push_back(w);
+    }
+
+    // Tells subscribers of a new engine, placed, and of every container its
+    // view holds. A change the watcher makes meanwhile is either in that view
+    // or told after it (or both: applying it again changes nothing).
+    void announce(Watched &w) {
+        std::lock_guard stream(stream_mu);
+        w.announced = true;
+        std::shared_ptr<const Engine> engine;
         {
-            std::unique_lock lock(mu);
-            for (auto &w : fresh) watched.push_back(w);
+            std::shared_lock lock(mu);
+            engine = w.engine;
         }
-        for (auto &w : fresh) {
-            w->announced = true;
-            notify({EventKind::engine_found, w->engine, {}});
+        w.told = engine;
+        deliver({EventKind::engine_found, engine, {}, {}, false});
+        for (const auto &raw : *w.watcher->snapshot()) deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
+    }
+
+    // Tells subscribers of engines whose place (prefix, parent) the last
+    // query changed.
+    void tell_placement() {
+        std::vector<std::shared_ptr<Watched>> engines;
+        {
+            std::shared_lock lock(mu);
+            engines = watched;
+        }
+        auto same_engine = [](const std::shared_ptr<const Engine> &a, const std::shared_ptr<const Engine> &b) {
+            return (!a && !b) || (a && b && a->api == b->api && a->pid == b->pid && a->type == b->type);
+        };
+        std::lock_guard stream(stream_mu);
+        for (auto &w : engines) {
+            if (!w->announced || !w->told) continue;
+            std::shared_ptr<const Engine> now;
+            {
+                std::shared_lock lock(mu);
+                now = w->engine;
+            }
+            if (now->prefix == w->told->prefix && same_engine(now->parent, w->told->parent)) continue;
+            w->told = now;
+            deliver({EventKind::engine_changed, now, {}, {}, false});
         }
     }
 
@@ -212,17 +255,27 @@ struct Finder::Impl {
             w.engine = copy;
             engine = std::move(copy);
         }
-        if (w.announced) notify({EventKind::engine_state, engine, {}});
+        std::lock_guard stream(stream_mu);
+        if (!w.announced) return;
+        w.told = engine;
+        deliver({EventKind::engine_changed, engine, {}, {}, false});
     }
 
     // A change a watcher saw, told to subscribers as a container of ours.
     void on_change(Watched &w, EventKind kind, const plugins::ReportedContainer &raw) {
-        bool any;
+        std::lock_guard stream(stream_mu);
+        if (subscribers.empty() || !w.announced) return; // not announced: announce() reads the view
+        std::shared_ptr<const Engine> engine;
         {
-            std::lock_guard lock(subscribers_mu);
-            any = !subscribers.empty();
+            std::shared_lock lock(mu);
+            engine = w.engine;
         }
-        if (!any) return;
+        deliver({kind, engine, container_of(w, raw), {}, false});
+    }
+
+    // A container as a caller sees it, outside a query: host PID from the
+    // last query, else translated now.
+    Container container_of(Watched &w, const plugins::ReportedContainer &raw) {
         int host_pid = 0;
         std::shared_ptr<const Engine> engine;
         {
@@ -239,23 +292,62 @@ struct Finder::Impl {
                 host_pid = translate.to_host(w.pidns_pid, raw.pid).value_or(0);
             }
         }
-        notify({kind, engine, query::to_container(engine, raw, host_pid)});
+        return query::to_container(engine, raw, host_pid);
     }
 
-    // Tells every subscriber; one that throws does not stop the others.
-    void notify(const Event &event) {
-        std::vector<Callback> targets;
-        {
-            std::lock_guard lock(subscribers_mu);
-            for (auto &[id, cb] : subscribers) targets.push_back(cb);
+    void notify(Event event) {
+        std::lock_guard stream(stream_mu);
+        deliver(std::move(event));
+    }
+
+    // Tells every subscriber (stream_mu held); one that throws does not stop
+    // the others.
+    void deliver(Event event) {
+        if (event.time == std::chrono::system_clock::time_point{}) event.time = std::chrono::system_clock::now();
+        for (auto &[id, cb] : subscribers) tell(cb, event);
+    }
+
+    static void tell(const Callback &cb, const Event &event) {
+        try {
+            cb(event);
+        } catch (const std::exception &e) {
+            log().warn("a subscriber threw: {}", e.what());
         }
-        for (auto &cb : targets) {
-            try {
-                cb(event);
-            } catch (const std::exception &e) {
-                log().warn("a subscriber threw: {}", e.what());
+    }
+
+    // The current state as initial events, then the subscription: atomic
+    // under stream_mu.
+    int subscribe(Callback callback, bool with_state) {
+        std::unique_lock<std::mutex> serial;
+        if (with_state) serial = std::unique_lock(discovery_mu); // no discovery moves engines meanwhile
+        std::lock_guard stream(stream_mu);
+        if (with_state) {
+            auto table = procfs::ProcessTable::scan(options.procfs_root);
+            auto containers = query(table);
+            std::vector<std::shared_ptr<Watched>> engines;
+            {
+                std::shared_lock lock(mu);
+                engines = watched;
+            }
+            const auto now = std::chrono::system_clock::now();
+            for (auto &w : engines) {
+                if (!w->announced) continue;
+                std::shared_ptr<const Engine> engine;
+                {
+                    std::shared_lock lock(mu);
+                    engine = w->engine;
+                }
+                w->told = engine;
+                tell(callback, {EventKind::engine_found, engine, {}, now, true});
+            }
+            for (auto &c : containers) {
+                auto engine = c.engine;
+                tell(callback, {EventKind::started, std::move(engine), std::move(c), now, true});
             }
         }
+        int id = next_subscriber++;
+        subscribers.emplace(id, std::move(callback));
+        return id;
     }
 
     // Whether the engine process still runs (not a reused PID, not a zombie).
@@ -291,15 +383,12 @@ Stats Finder::stats() const {
     return s;
 }
 
-int Finder::subscribe(Callback callback) {
-    std::lock_guard lock(impl_->subscribers_mu);
-    int id = impl_->next_subscriber++;
-    impl_->subscribers.emplace(id, std::move(callback));
-    return id;
+int Finder::subscribe(Callback callback, Replay replay) {
+    return impl_->subscribe(std::move(callback), replay == Replay::state);
 }
 
 void Finder::unsubscribe(int handle) {
-    std::lock_guard lock(impl_->subscribers_mu);
+    std::lock_guard lock(impl_->stream_mu);
     impl_->subscribers.erase(handle);
 }
 

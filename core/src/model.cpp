@@ -11,7 +11,7 @@ const char *to_string(EventKind kind) {
     case EventKind::exited: return "exited";
     case EventKind::paused: return "paused";
     case EventKind::unpaused: return "unpaused";
-    case EventKind::engine_state: return "engine-state";
+    case EventKind::engine_changed: return "engine-changed";
     }
     return "unknown";
 }

@@ -212,10 +212,14 @@ sigset_t termination_signals() {
 int run_watch(tf::Finder &finder, bool json) {
     sigset_t set = termination_signals();
     std::mutex out_mu;
-    int handle = finder.subscribe([&](const tf::Event &e) {
-        std::lock_guard lock(out_mu);
-        tf::cli::print_event(std::cout, e, json);
-    });
+    // The state as it is first (marked initial), then every change.
+    finder.containers();
+    int handle = finder.subscribe(
+        [&](const tf::Event &e) {
+            std::lock_guard lock(out_mu);
+            tf::cli::print_event(std::cout, e, json);
+        },
+        tf::Finder::Replay::state);
     // Discoveries find new and lost engines; watchers report container changes in between.
     while (true) {
         finder.containers();

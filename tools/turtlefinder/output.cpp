@@ -184,6 +184,12 @@ private:
     std::map<const Engine *, std::vector<const Container *>> by_engine_;
 };
 
+} // namespace
+
+std::string engine_key(const Engine &e);
+
+namespace {
+
 json::object engine_json(const Engine &e, const std::map<const Engine *, std::size_t> &index) {
     json::object o;
     o["id"] = valid_utf8(e.id);
@@ -199,6 +205,7 @@ json::object engine_json(const Engine &e, const std::map<const Engine *, std::si
     o["state"] = to_string(e.state);
     o["error"] = valid_utf8(e.error);
     o["since"] = utc_time(e.since);
+    o["key"] = valid_utf8(engine_key(e));
     return o;
 }
 
@@ -275,30 +282,47 @@ void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const En
                            e->prefix.empty() ? "(host)" : "in " + printable(e->prefix), state_text(*e));
 }
 
+std::string engine_key(const Engine &e) { return fmt::format("{}:{}:{}", e.pid, e.type, e.api); }
+
 void print_event(std::ostream &out, const Event &event, bool json) {
+    const bool engine_event = event.kind == EventKind::engine_found || event.kind == EventKind::engine_lost ||
+                              event.kind == EventKind::engine_changed;
     if (json) {
+        // A stream has no engine array to index into: engines are named by key.
         json::object o;
         o["schema"] = json_schema;
         o["event"] = to_string(event.kind);
+        o["time"] = utc_time(event.time);
+        o["initial"] = event.initial;
         if (event.engine) {
-            std::map<const Engine *, std::size_t> none;
-            o["engine"] = engine_json(*event.engine, none);
+            auto e = engine_json(*event.engine, {});
+            e["key"] = valid_utf8(engine_key(*event.engine));
+            e["parent"] = event.engine->parent ? json::value(valid_utf8(engine_key(*event.engine->parent)))
+                                               : json::value(nullptr);
+            o["engine"] = std::move(e);
         }
-        if (event.kind != EventKind::engine_found && event.kind != EventKind::engine_lost)
-            o["container"] = container_json(event.container, {});
+        if (!engine_event) {
+            auto c = container_json(event.container, {});
+            c["engine"] = event.container.engine ? json::value(valid_utf8(engine_key(*event.container.engine)))
+                                                 : json::value(nullptr);
+            o["container"] = std::move(c);
+        }
         out << json::serialize(o) << std::endl;
         return;
     }
-    if (event.kind == EventKind::engine_found || event.kind == EventKind::engine_lost) {
-        out << fmt::format("{} {} {} PID {}", to_string(event.kind), printable(event.engine->type),
-                           printable(event.engine->api), event.engine->pid)
+    std::string head = utc_time(event.time) + (event.initial ? " initial " : " ") + to_string(event.kind);
+    if (engine_event) {
+        const Engine &e = *event.engine;
+        out << fmt::format("{} {} {} PID {} {} [{}]", head, printable(e.type), printable(e.api), e.pid,
+                           e.prefix.empty() ? "(host)" : "in " + printable(e.prefix), state_text(e))
             << std::endl;
         return;
     }
     const auto &c = event.container;
-    out << fmt::format("{} {} {} PID {} on {} {}", to_string(event.kind), printable(c.name), short_id(printable(c.id)),
-                       c.pid, event.engine ? printable(event.engine->type) : "?",
-                       event.engine ? printable(event.engine->api) : "")
+    out << fmt::format("{} {} {} PID {}{} on {} {}{}", head, printable(c.name), short_id(printable(c.id)), c.pid,
+                       c.paused ? " paused" : "", event.engine ? printable(event.engine->type) : "?",
+                       event.engine ? printable(event.engine->api) : "",
+                       event.engine && !event.engine->prefix.empty() ? " in " + printable(event.engine->prefix) : "")
         << std::endl;
 }
 

@@ -29,6 +29,10 @@ std::string utc_time(std::chrono::system_clock::time_point t);
 // One line on stderr for each engine that is not online (nothing for those that are).
 void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const Engine>> &engines);
 
+// Names an engine in a stream, where there is no engine array to index:
+// "PID:TYPE:API", also the `key` of each engine in JSON.
+std::string engine_key(const Engine &e);
+
 void print_tree(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
                 const std::vector<Container> &containers, const Style &style);
 void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,

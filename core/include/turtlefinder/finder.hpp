@@ -51,11 +51,19 @@ public:
     std::vector<PluginStatus> plugins() const;
     Stats stats() const;
 
-    // Live changes, delivered from the Finder's threads (engine found/lost is
-    // reported by discoveries, i.e. containers() calls). Returns a handle:
+    // Live changes, delivered from the Finder's threads one at a time, in one
+    // order for all subscribers (engine found/lost are found by discoveries,
+    // i.e. containers() calls). With Replay::state the subscription starts
+    // with the state as the last discovery shows it — engine_found for each
+    // engine, started for each container, all marked `initial` — handed over
+    // within subscribe() and atomically with the subscription: no change falls
+    // between them (one may be told again that the state already shows;
+    // applying it again changes nothing). Replaying the events from there on
+    // rebuilds what containers() and engines() show. Returns a handle:
     // unsubscribe with it. The callback must not call back into the Finder.
     using Callback = std::function<void(const Event &)>;
-    int subscribe(Callback callback);
+    enum class Replay { none, state };
+    int subscribe(Callback callback, Replay replay = Replay::none);
     void unsubscribe(int handle);
 
 private:

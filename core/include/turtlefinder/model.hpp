@@ -67,13 +67,17 @@ struct Group {
 // borrow from `containers`.
 TF_PUBLIC std::vector<Group> group(const std::vector<Container> &containers);
 
-// engine_state: the engine's state (or its error) changed; the event's engine carries the new one.
-enum class EventKind { engine_found, engine_lost, started, exited, paused, unpaused, engine_state };
+// engine_changed: the engine's state, error or place (prefix, parent)
+// changed; the event's engine is the engine as it now is. engine_lost: the
+// engine and all its containers are gone.
+enum class EventKind { engine_found, engine_lost, started, exited, paused, unpaused, engine_changed };
 
 struct Event {
     EventKind kind;
-    std::shared_ptr<const Engine> engine;
+    std::shared_ptr<const Engine> engine; // placed (prefix, parent) and with its state
     Container container; // empty for engine events; for exited, what was last known
+    std::chrono::system_clock::time_point time; // when the Finder told it
+    bool initial = false; // part of the state handed over at subscription (Finder::Replay::state)
 };
 
 TF_PUBLIC const char *to_string(EventKind kind);
