@@ -3,11 +3,17 @@
 // silently ignored setting.
 #include <turtlefinder/options.hpp>
 
-#include <fstream>
-#include <sstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
 #include <stdexcept>
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <fmt/format.h>
 
 #include "installation.hpp"
@@ -55,6 +61,111 @@ private:
     std::string file_;
 };
 
+// The file's bytes, or an error with the OS's reason ("No such file or
+// directory", "Is a directory", "Permission denied").
+std::string read_config_file(const std::string &path) {
+    auto fail = [&](int err) -> std::string {
+        throw std::runtime_error(fmt::format("{}: cannot read the configuration file: {}", path, std::strerror(err)));
+    };
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+        ::close(fd);
+        fail(err);
+    }
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            ::close(fd);
+            fail(err);
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return text;
+}
+
+// Checks the syntax before anything is read from the file, so errors carry
+// a position, and refuses duplicate keys (the value parser would silently
+// keep one of them).
+class SyntaxCheck {
+public:
+    static constexpr std::size_t max_object_size = std::size_t(-1);
+    static constexpr std::size_t max_array_size = std::size_t(-1);
+    static constexpr std::size_t max_key_size = std::size_t(-1);
+    static constexpr std::size_t max_string_size = std::size_t(-1);
+
+    std::string duplicate; // the first key seen twice in one object
+
+    bool on_document_begin(boost::system::error_code &) { return true; }
+    bool on_document_end(boost::system::error_code &) { return true; }
+    bool on_object_begin(boost::system::error_code &) {
+        keys_.emplace_back();
+        return true;
+    }
+    bool on_object_end(std::size_t, boost::system::error_code &) {
+        keys_.pop_back();
+        return true;
+    }
+    bool on_array_begin(boost::system::error_code &) { return true; }
+    bool on_array_end(std::size_t, boost::system::error_code &) { return true; }
+    bool on_key_part(json::string_view s, std::size_t, boost::system::error_code &) {
+        key_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, boost::system::error_code &ec) {
+        key_.append(s.data(), s.size());
+        bool fresh = keys_.back().insert(key_).second;
+        if (!fresh) {
+            duplicate = key_;
+            ec = boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+        }
+        key_.clear();
+        return fresh;
+    }
+    bool on_string_part(json::string_view, std::size_t, boost::system::error_code &) { return true; }
+    bool on_string(json::string_view, std::size_t, boost::system::error_code &) { return true; }
+    bool on_number_part(json::string_view, boost::system::error_code &) { return true; }
+    bool on_int64(std::int64_t, json::string_view, boost::system::error_code &) { return true; }
+    bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code &) { return true; }
+    bool on_double(double, json::string_view, boost::system::error_code &) { return true; }
+    bool on_bool(bool, boost::system::error_code &) { return true; }
+    bool on_null(boost::system::error_code &) { return true; }
+    bool on_comment_part(json::string_view, boost::system::error_code &) { return true; }
+    bool on_comment(json::string_view, boost::system::error_code &) { return true; }
+
+private:
+    std::vector<std::set<std::string>> keys_; // one set per open object
+    std::string key_;
+};
+
+void check_syntax(const std::string &path, const std::string &text) {
+    json::basic_parser<SyntaxCheck> parser(json::parse_options{});
+    boost::system::error_code ec;
+    std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
+    if (!ec) return;
+    std::size_t line = 1, column = 1;
+    for (std::size_t i = 0; i < used && i < text.size(); ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            column = 1;
+        } else {
+            ++column;
+        }
+    }
+    const std::string &dup = parser.handler().duplicate;
+    throw std::runtime_error(dup.empty()
+                                 ? fmt::format("{}:{}:{}: not valid JSON: {}", path, line, column, ec.message())
+                                 : fmt::format("{}:{}:{}: duplicate key \"{}\"", path, line, column, dup));
+}
+
 const std::vector<std::string> log_levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
 } // namespace
@@ -66,12 +177,10 @@ std::string default_config_path() {
 }
 
 FileSettings load_config(const std::string &path, Options &options) {
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error(fmt::format("{}: cannot read the configuration file", path));
-    std::stringstream buf;
-    buf << in.rdbuf();
+    std::string text = read_config_file(path);
+    check_syntax(path, text);
     boost::system::error_code ec;
-    json::value root = json::parse(buf.str(), ec);
+    json::value root = json::parse(text, ec);
     if (ec) throw std::runtime_error(fmt::format("{}: not valid JSON: {}", path, ec.message()));
     if (!root.is_object()) throw std::runtime_error(fmt::format("{}: expected a JSON object at the top", path));
 

@@ -57,10 +57,12 @@ struct Finder::Impl {
     int next_subscriber = 1;
 
     explicit Impl(Options o) : options(std::move(o)), prober(registry, options) {
+        plugins::check_plugin_dirs(options.plugin_dirs); // a directory the caller names must be one
         auto dirs = options.plugin_dirs;
         if (options.default_plugin_dirs)
             for (auto &d : plugins::default_plugin_dirs()) dirs.push_back(std::move(d));
         registry.load_directories(dirs, options.disabled_plugins);
+        registry.warn_unmatched(options.disabled_plugins);
     }
 
     ~Impl() {

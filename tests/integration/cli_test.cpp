@@ -318,4 +318,34 @@ TEST_F(Cli, WatchStartsWithTheStateAndReplaysToTheOneShotView) {
     dockerd_->docker_ok({"rm", "-f", paused});
 }
 
+// Bad input is an error that names what was wrong, by exact message.
+TEST_F(Cli, BadInputIsNamedWithItsReason) {
+    auto expect_error = [](const std::vector<std::string> &args, const std::string &message) {
+        std::vector<std::string> argv{cli()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        auto r = lab::run(argv);
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_EQ(r.err, "turtlefinder: " + message + "\n");
+    };
+    expect_error({"engines", "--plugin-dir", "/nonexistent"},
+                 "plugin directory \"/nonexistent\": No such file or directory");
+    std::string file = lab_->write_file("not-a-dir", "x");
+    expect_error({"engines", "--plugin-dir", file}, "plugin directory \"" + file + "\": Not a directory");
+    std::string dirs = lab_->write_file("dirs.json", R"({"plugin_dirs": ["/nonexistent/plugins"]})");
+    expect_error({"engines", "--config", dirs},
+                 "plugin directory \"/nonexistent/plugins\": No such file or directory");
+    expect_error({"--config", "/nonexistent.json"},
+                 "/nonexistent.json: cannot read the configuration file: No such file or directory");
+    expect_error({"--config", "/tmp"}, "/tmp: cannot read the configuration file: Is a directory");
+    std::string syntax = lab_->write_file("syntax.json", "{\n  \"workers\": 2,\n  \"log_level\" \"info\"\n}\n");
+    expect_error({"--config", syntax}, syntax + ":3:15: not valid JSON: syntax error");
+    std::string twice = lab_->write_file("twice.json", R"({"workers": 2, "workers": 3})");
+    expect_error({"--config", twice}, twice + ":1:24: duplicate key \"workers\"");
+    // A disabled plugin that matches none is a warning, not an error.
+    std::string typo = lab_->write_file("typo.json", R"({"disabled_plugins": ["mobby"], "log_level": "warn"})");
+    auto r = lab::run({cli(), "plugins", "--config", typo});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("disabled_plugins names \"mobby\", which matches no plugin"), std::string::npos) << r.err;
+}
+
 } // namespace

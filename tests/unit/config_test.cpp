@@ -96,6 +96,26 @@ TEST_F(Config, BadValuesAreRefused) {
               std::string::npos);
 }
 
+TEST_F(Config, ErrorsSayWhereAndWhy) {
+    EXPECT_EQ(error_for("{\"workers\": 2,\n \"x\" 1}"), path_ + ":2:6: not valid JSON: syntax error");
+    EXPECT_EQ(error_for("{\"workers\": 2"), path_ + ":1:14: not valid JSON: incomplete JSON");
+    EXPECT_EQ(error_for(R"({"plugin_settings": {"moby": {"a": "1", "a": "2"}}})"),
+              path_ + ":1:43: duplicate key \"a\"");
+    tf::Options o;
+    try {
+        tf::load_config(dir_, o);
+        ADD_FAILURE() << "a directory was read as a configuration file";
+    } catch (const std::runtime_error &e) {
+        EXPECT_EQ(std::string(e.what()), dir_ + ": cannot read the configuration file: Is a directory");
+    }
+    try {
+        tf::load_config(dir_ + "/missing.json", o);
+        ADD_FAILURE() << "a missing file was read";
+    } catch (const std::runtime_error &e) {
+        EXPECT_EQ(std::string(e.what()), dir_ + "/missing.json: cannot read the configuration file: No such file or directory");
+    }
+}
+
 TEST_F(Config, BrokenFilesAreErrorsAndChangeNothing) {
     EXPECT_NE(error_for("{not json").find("not valid JSON"), std::string::npos);
     EXPECT_NE(error_for("[1, 2]").find("expected a JSON object"), std::string::npos);

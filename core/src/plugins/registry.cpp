@@ -77,6 +77,13 @@ void Registry::load_directories(const std::vector<std::string> &dirs, const std:
     }
 }
 
+void Registry::warn_unmatched(const std::set<std::string> &disabled) const {
+    for (const auto &name : disabled) {
+        bool known = std::any_of(statuses_.begin(), statuses_.end(), [&](const PluginStatus &s) { return s.name == name; });
+        if (!known) log().warn("disabled_plugins names \"{}\", which matches no plugin", name);
+    }
+}
+
 bool Registry::load_file(const std::string &path, const std::set<std::string> &disabled) {
     std::error_code ec;
     fs::path canonical = fs::canonical(path, ec);

@@ -31,6 +31,9 @@ public:
     // in statuses(). Plugins whose name is in `disabled` are not initialised.
     void load_directories(const std::vector<std::string> &dirs,
                           const std::set<std::string> &disabled = {});
+    // Warns once for each name in `disabled` that matches no plugin found (a
+    // typo would otherwise leave the plugin enabled without a word).
+    void warn_unmatched(const std::set<std::string> &disabled) const;
     // Loads one file; false (and a logged reason) if refused.
     bool load_file(const std::string &path, const std::set<std::string> &disabled = {});
     // Registers an in-memory descriptor (tests; built-in plugins).

@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/search_path.hpp"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <stdexcept>
 #include <string_view>
+
+#include <fmt/format.h>
 
 #include "installation.hpp"
 
@@ -23,6 +30,14 @@ std::vector<std::string> default_plugin_dirs() {
     // through TURTLEFINDER_PLUGIN_PATH, which `meson devenv` and the tests set.
     dirs.push_back(installation_path(TF_RELATIVE_PLUGIN_DIR, TF_INSTALLED_PLUGIN_DIR));
     return dirs;
+}
+
+void check_plugin_dirs(const std::vector<std::string> &dirs) {
+    for (const auto &dir : dirs) {
+        struct stat st {};
+        int err = ::stat(dir.c_str(), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+        if (err != 0) throw std::runtime_error(fmt::format("plugin directory \"{}\": {}", dir, std::strerror(err)));
+    }
 }
 
 } // namespace turtlefinder::plugins
