@@ -15,7 +15,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "lab.hpp"
@@ -257,6 +260,54 @@ TEST_F(Activation, ZeroOnlineWaitStillFindsAndActivates) {
         EXPECT_TRUE(docker) << "the lab's dockerd is not watched";
     }
     leaks.check();
+}
+
+// Podman runs helper programs (conmon --version, runc --version,
+// dpkg-query) to answer /version and /info: no discovery may cause them.
+// The podman service's children are watched while 20 one-shot discoveries
+// run back to back. (Podman checks conmon once as it starts: the service is
+// started first, by one discovery, and watched from then on.)
+TEST_F(Activation, DiscoveriesMakePodmanRunNoHelperPrograms) {
+    auto &sd = start_systemd({.name = "tf-act-helpers", .idle_seconds = 60});
+    {
+        tf::Finder warm(options());
+        warm.containers();
+        ASSERT_TRUE(systemd_podman(warm));
+    }
+    ASSERT_TRUE(tftest::eventually(
+        [&] {
+            for (pid_t service : sd.podman_services())
+                if (!lab::children_of(service).empty()) return false;
+            return !sd.podman_services().empty();
+        },
+        tftest::hang_guard))
+        << "podman's start-up helpers did not end";
+    std::atomic<bool> done{false};
+    std::mutex seen_mu;
+    std::set<std::string> seen; // comm of every child of a podman service
+    std::thread sampler([&] {
+        while (!done) {
+            for (pid_t service : sd.podman_services())
+                for (pid_t child : lab::children_of(service)) {
+                    std::lock_guard lock(seen_mu);
+                    seen.insert(lab::comm_of(child));
+                }
+            std::this_thread::sleep_for(2ms);
+        }
+    });
+    int found = 0;
+    for (int i = 0; i < 20; ++i) {
+        tf::Finder finder(options());
+        finder.containers();
+        found += systemd_podman(finder) != nullptr;
+    }
+    done = true;
+    sampler.join();
+    EXPECT_EQ(found, 20) << "podman was not found by every discovery";
+    std::lock_guard lock(seen_mu);
+    for (const char *helper : {"conmon", "runc", "dpkg-query", "crun"})
+        EXPECT_FALSE(seen.contains(helper)) << "a discovery made podman run " << helper;
+    for (auto &comm : seen) std::cout << "[ info ] a child of podman: " << comm << "\n";
 }
 
 // podman-docker: a standalone podman service on a docker.sock. The moby

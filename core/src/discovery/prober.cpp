@@ -30,16 +30,28 @@ void Prober::forget_activation(std::uint64_t socket_inode) { activation_.forget(
 void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
     watched_ = std::move(watched);
     const auto now = std::chrono::steady_clock::now();
+
+    std::set<std::uint64_t> watched_inodes; // sockets some engine already talks to
+    for (const auto &[inode, type] : watched_)
+        if (inode != 0) watched_inodes.insert(inode);
+    auto reads_before = activation_.socket_reads();
+    auto jobs = activation_.due(table, registry_, watched_inodes);
+    activator_socket_reads_ += activation_.socket_reads() - reads_before;
+    std::set<std::uint64_t> activating; // a service holding one of these is examined by its activation
+    for (const auto &job : jobs) activating.insert(job.socket.inode);
+
     for (const auto &[pid, p] : table.processes()) {
         auto plugin = registry_.detector_for(p.name);
         if (!plugin) continue;
         procfs::ProcessKey key{pid, p.starttime};
+        auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
+        if (std::any_of(sockets.begin(), sockets.end(), [&](const ApiSocket &s) { return activating.contains(s.inode); }))
+            continue;
         bool retry = !probed_.insert(key).second;
         if (retry) {
             auto due = fruitless_.find(key);
             if (due == fruitless_.end() || !due->second.due()) continue;
         }
-        auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
         auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
         pending_.push_back({key, plugin, retry, until, std::nullopt,
                             std::async(std::launch::async, [this, process = p, plugin, sockets = std::move(sockets)] {
@@ -47,11 +59,7 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
                             })});
     }
 
-    std::set<std::uint64_t> watched_inodes; // sockets some engine already talks to
-    for (const auto &[inode, type] : watched_)
-        if (inode != 0) watched_inodes.insert(inode);
-    auto reads_before = activation_.socket_reads();
-    for (auto &job : activation_.due(table, registry_, watched_inodes)) {
+    for (auto &job : jobs) {
         const auto *activator = table.find(job.activator_pid);
         procfs::ProcessKey key{job.activator_pid, activator != nullptr ? activator->starttime : 0};
         // Connect, find the service, probe it: three steps of probe_timeout.
@@ -61,7 +69,6 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
         auto run = [this, job, root = table.root()] { return activate(job, root); };
         pending_.push_back({key, std::move(plugin), retry, until, std::move(job), std::async(std::launch::async, run)});
     }
-    activator_socket_reads_ += activation_.socket_reads() - reads_before;
 }
 
 std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::string &procfs_root) {
