@@ -374,6 +374,8 @@ std::size_t Finder::engine_count() {
     return impl_->watched.size();
 }
 
+std::vector<Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
+
 std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
 
 Stats Finder::stats() const {

@@ -7,6 +7,7 @@
 #include <turtlefinder/finder.hpp>
 
 #include <csignal>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -298,6 +299,18 @@ TEST_F(Faults, BadSocketsNeverStallDiscovery) {
                 }
             }
             for (auto &e : finder.engines()) EXPECT_EQ(fake_pids.count(e->pid), 0u) << e->api << " is a test double";
+            // Each double is named as a candidate that gave no engine, with its socket and a reason.
+            auto candidates = finder.candidates();
+            for (auto &f : fakes) {
+                auto c = std::find_if(candidates.begin(), candidates.end(),
+                                      [&](const tf::Candidate &c) { return c.pid == f->pid(); });
+                ASSERT_NE(c, candidates.end()) << f->socket() << " is not reported as a candidate";
+                EXPECT_FALSE(c->reason.empty()) << f->socket();
+                EXPECT_FALSE(c->plugin.empty());
+                EXPECT_TRUE(std::any_of(c->sockets.begin(), c->sockets.end(),
+                                        [&](const std::string &s) { return s.ends_with(f->socket()); }))
+                    << f->socket();
+            }
             // Repeated discoveries on the same Finder: the broken processes
             // were examined once; they must not cost anything again.
             // (Other engines may start on a shared host meanwhile: allow a few probes.)

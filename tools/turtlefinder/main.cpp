@@ -278,11 +278,13 @@ int main(int argc, char **argv) {
             containers = finder.containers();
         }
         auto engines = finder.engines();
+        auto candidates = finder.candidates();
         tf::cli::warn_not_online(std::cerr, engines);
+        tf::cli::warn_candidates(std::cerr, candidates);
         if (args.command == "engines")
-            tf::cli::print_engines(std::cout, engines, args.json);
+            tf::cli::print_engines(std::cout, engines, args.json, candidates);
         else if (args.json)
-            tf::cli::print_json(std::cout, engines, containers);
+            tf::cli::print_json(std::cout, engines, containers, candidates);
         else
             tf::cli::print_tree(std::cout, engines, containers, terminal_style());
         return 0;

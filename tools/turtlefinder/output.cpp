@@ -246,13 +246,47 @@ void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const 
     }
 }
 
+void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
+    for (const auto &c : candidates) {
+        std::string sockets;
+        for (const auto &s : c.sockets) sockets += (sockets.empty() ? "" : ", ") + printable(s);
+        err << fmt::format("turtlefinder: warning: {} (PID {}) claimed by plugin \"{}\" gave no engine: {}{}\n",
+                           printable(c.process), c.pid, printable(c.plugin), printable(c.reason),
+                           sockets.empty() ? "" : " (sockets tried: " + sockets + ")");
+    }
+}
+
+namespace {
+
+json::array candidates_array(const std::vector<Candidate> &candidates) {
+    json::array out;
+    for (const auto &c : candidates) {
+        json::object o;
+        o["pid"] = c.pid;
+        o["process"] = valid_utf8(c.process);
+        o["plugin"] = valid_utf8(c.plugin);
+        json::array sockets;
+        for (const auto &s : c.sockets) sockets.push_back(json::value(valid_utf8(s)));
+        o["sockets"] = std::move(sockets);
+        o["reason"] = valid_utf8(c.reason);
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
+} // namespace
+
+std::string candidates_json(const std::vector<Candidate> &candidates) {
+    return json::serialize(candidates_array(candidates));
+}
+
 void print_tree(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
                 const std::vector<Container> &containers, const Style &style) {
     TreePrinter(out, engines, containers, style).print();
 }
 
 void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
-                const std::vector<Container> &containers) {
+                const std::vector<Container> &containers, const std::vector<Candidate> &candidates) {
     auto index = index_of(engines);
     json::object doc;
     doc["schema"] = json_schema;
@@ -261,10 +295,12 @@ void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engin
     for (const auto &c : containers) cs.push_back(container_json(c, index));
     doc["engines"] = std::move(es);
     doc["containers"] = std::move(cs);
+    doc["candidates"] = candidates_array(candidates);
     out << json::serialize(doc) << '\n';
 }
 
-void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json) {
+void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json,
+                   const std::vector<Candidate> &candidates) {
     auto index = index_of(engines);
     if (json) {
         json::object doc;
@@ -272,9 +308,13 @@ void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const En
         json::array es;
         for (const auto &e : engines) es.push_back(engine_json(*e, index));
         doc["engines"] = std::move(es);
+        doc["candidates"] = candidates_array(candidates);
         out << json::serialize(doc) << '\n';
         return;
     }
+    for (const auto &c : candidates)
+        out << fmt::format("no engine\t{}\tPID {}\tplugin {}\t{}\n", printable(c.process), c.pid, printable(c.plugin),
+                           printable(c.reason));
     if (engines.empty()) out << "no container engines found\n";
     for (const auto &e : engines)
         out << fmt::format("{}\t{}\t{}\tPID {}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),

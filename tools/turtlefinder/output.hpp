@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include <turtlefinder/finder.hpp>
 #include <turtlefinder/model.hpp>
 
 namespace turtlefinder::cli {
@@ -33,11 +34,17 @@ void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const 
 // "PID:TYPE:API", also the `key` of each engine in JSON.
 std::string engine_key(const Engine &e);
 
+// One line on stderr for each process a detector claimed whose sockets gave no engine.
+void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates);
+// The candidates in JSON ({"pid", "process", "plugin", "sockets", "reason"}).
+std::string candidates_json(const std::vector<Candidate> &candidates);
+
 void print_tree(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
                 const std::vector<Container> &containers, const Style &style);
 void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
-                const std::vector<Container> &containers);
-void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json);
+                const std::vector<Container> &containers, const std::vector<Candidate> &candidates = {});
+void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json,
+                   const std::vector<Candidate> &candidates = {});
 void print_event(std::ostream &out, const Event &event, bool json);
 
 } // namespace turtlefinder::cli

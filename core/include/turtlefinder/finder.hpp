@@ -13,6 +13,17 @@
 
 namespace turtlefinder {
 
+// A process a detector claimed whose sockets gave no engine (yet): it is
+// probed again after a growing delay, and listed here until it gives an
+// engine or is gone.
+struct Candidate {
+    int pid = 0;
+    std::string process;              // its name (comm)
+    std::string plugin;               // the detector that claimed it
+    std::vector<std::string> sockets; // the listening sockets tried, as reachable from here
+    std::string reason;               // why no engine came of them
+};
+
 struct PluginStatus {
     std::string file;
     std::string name;        // empty when refused before the descriptor was read
@@ -50,6 +61,9 @@ public:
     // Loaded and refused plugins.
     std::vector<PluginStatus> plugins() const;
     Stats stats() const;
+    // Processes a detector claimed whose sockets gave no engine, as of the
+    // last discovery.
+    std::vector<Candidate> candidates() const;
 
     // Live changes, delivered from the Finder's threads one at a time, in one
     // order for all subscribers (engine found/lost are found by discoveries,

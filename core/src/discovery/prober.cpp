@@ -20,6 +20,15 @@ void Prober::prune(const procfs::ProcessTable &table) {
         return p == nullptr || p->starttime != k.starttime;
     });
     std::erase_if(fruitless_, [&](const auto &entry) { return !probed_.contains(entry.first); });
+    std::lock_guard lock(candidates_mu_);
+    std::erase_if(candidates_, [&](const auto &entry) { return !probed_.contains(entry.first); });
+}
+
+std::vector<Candidate> Prober::candidates() const {
+    std::lock_guard lock(candidates_mu_);
+    std::vector<Candidate> out;
+    for (const auto &[key, c] : candidates_) out.push_back(c);
+    return out;
 }
 
 void Prober::forget_activation(std::uint64_t socket_inode) { activation_.forget(socket_inode); }
@@ -53,10 +62,17 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
             if (due == fruitless_.end() || !due->second.due()) continue;
         }
         auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
+        auto candidate = std::make_shared<Candidate>();
+        candidate->pid = pid;
+        candidate->process = p.name;
+        candidate->plugin = plugin->name();
+        for (const auto &s : sockets) candidate->sockets.push_back(s.reachable);
         pending_.push_back({key, plugin, retry, until, std::nullopt,
-                            std::async(std::launch::async, [this, process = p, plugin, sockets = std::move(sockets)] {
-                                return probe(process, plugin, false, sockets);
-                            })});
+                            std::async(std::launch::async,
+                                       [this, process = p, plugin, sockets = std::move(sockets), candidate] {
+                                           return probe(process, plugin, false, sockets, candidate.get());
+                                       }),
+                            candidate});
     }
 
     for (auto &job : jobs) {
@@ -99,10 +115,20 @@ void Prober::collect(const std::function<void(FoundEngine)> &found) {
         if (waited == pending_.end()) break;
         waited->result.wait_until(std::min(waited->until, now + std::chrono::milliseconds(10)));
     }
-    for (const auto &p : pending_)
-        if (!p.retry)
-            log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
-                        p.activation ? "activating a socket of" : "probing", p.process.pid, p.plugin->name());
+    for (const auto &p : pending_) {
+        if (p.retry) continue;
+        log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
+                    p.activation ? "activating a socket of" : "probing", p.process.pid, p.plugin->name());
+        if (!p.candidate) continue;
+        Candidate c; // the probe thread may still write `reason`: copy the rest only
+        c.pid = p.candidate->pid;
+        c.process = p.candidate->process;
+        c.plugin = p.candidate->plugin;
+        c.sockets = p.candidate->sockets;
+        c.reason = fmt::format("timeout: no answer within {} ms per socket", options_.probe_timeout.count());
+        std::lock_guard lock(candidates_mu_);
+        candidates_.try_emplace(p.process, std::move(c));
+    }
 }
 
 void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &found) {
@@ -114,6 +140,11 @@ void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &f
         for (const auto &f : found_engines) probed_.insert(f.process);
     } else {
         schedule_retry(pending.process, !found_engines.empty());
+        std::lock_guard lock(candidates_mu_);
+        if (found_engines.empty() && pending.candidate)
+            candidates_[pending.process] = *pending.candidate;
+        else
+            candidates_.erase(pending.process);
     }
     for (auto &f : found_engines) {
         if (!claim_api(f)) continue; // e.g. a service this discovery activated, also claimed by a detector
@@ -143,7 +174,7 @@ bool Prober::claim_api(const FoundEngine &found) {
 
 std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
                                        const std::shared_ptr<const plugins::Plugin> &plugin, bool activated,
-                                       const std::vector<ApiSocket> &sockets) {
+                                       const std::vector<ApiSocket> &sockets, Candidate *candidate) {
     ++probes_;
     plugins::ProbeInput input;
     input.pid = process.pid;
@@ -169,6 +200,14 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     else if (found.empty())
         log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
                     process.pid, input.api_paths.size());
+    if (candidate != nullptr && found.empty()) {
+        if (sockets.empty())
+            candidate->reason = "no listening unix socket";
+        else if (!outcome.result.ok())
+            candidate->reason = outcome.result.message;
+        else
+            candidate->reason = "no socket answered as this engine (timeout, refused or not this protocol)";
+    }
     return found;
 }
 

@@ -11,12 +11,14 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <turtlefinder/finder.hpp>
 #include <turtlefinder/options.hpp>
 
 #include "discovery/activation.hpp"
@@ -70,6 +72,10 @@ public:
     // costs only its own result.
     void collect(const std::function<void(FoundEngine)> &found);
 
+    // Processes whose probe gave no engine (or outlasted its bound), until
+    // they give one or are gone. [any-thread]
+    std::vector<Candidate> candidates() const;
+
     std::uint64_t probes() const { return probes_; }
     std::uint64_t activations() const { return activations_; }
     std::uint64_t activator_socket_reads() const { return activator_socket_reads_; }
@@ -82,11 +88,13 @@ private:
         std::chrono::steady_clock::time_point until; // a first try is waited for until then
         std::optional<ActivationJob> activation;
         std::future<std::vector<FoundEngine>> result;
+        std::shared_ptr<Candidate> candidate; // filled by the probe (detector probes only)
     };
 
     // Probes one process's sockets with the plugin claiming it (any thread).
     std::vector<FoundEngine> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
-                                   bool activated, const std::vector<ApiSocket> &sockets);
+                                   bool activated, const std::vector<ApiSocket> &sockets,
+                                   Candidate *candidate = nullptr);
     // Activates one socket and probes the service that starts (any thread).
     std::vector<FoundEngine> activate(const ActivationJob &job, const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
@@ -99,6 +107,8 @@ private:
     const Options &options_;
     std::set<procfs::ProcessKey> probed_; // processes already examined by a plugin
     std::map<procfs::ProcessKey, Retry> fruitless_;
+    mutable std::mutex candidates_mu_;
+    std::map<procfs::ProcessKey, Candidate> candidates_; // under candidates_mu_
     std::vector<Pending> pending_;
     Activation activation_;
     WatchedApis watched_; // of the current discovery, with what it found so far
