@@ -118,6 +118,8 @@ struct Finder::Impl {
         for (auto &w : dropped) w->watcher.reset(); // join before the last reference can go
         for (auto &w : dropped) {
             if (w->activated) prober.forget_activation(w->api_inode);
+            const auto *p = table.find(w->process.pid);
+            if (p != nullptr && p->starttime == w->process.starttime) prober.reprobe(w->process); // its socket went
             log().info("{} engine \"{}\" (PID {}) is gone", w->engine->type, w->engine->api, w->engine->pid);
             if (w->announced) notify({EventKind::engine_lost, w->engine, {}, {}, false});
         }
@@ -154,7 +156,9 @@ struct Finder::Impl {
             [this, weak](EventKind kind, const plugins::ReportedContainer &raw) {
                 if (auto self = weak.lock()) on_change(*self, kind, raw);
             },
-            [this, key] { return alive(key); },
+            // A watch through a socket nobody listens on any more ends too: its
+            // engine re-bound (a new inode, never followed) and is probed again.
+            [this, key, socket = std::move(found.api_handle)] { return alive(key) && (!socket || socket->served()); },
             [this, weak](const watch::Health &health) {
                 if (auto self = weak.lock()) on_health(*self, health);
             });
@@ -374,7 +378,7 @@ std::size_t Finder::engine_count() {
     return impl_->watched.size();
 }
 
-std::vector<Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
+std::vector<turtlefinder::Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
 
 std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
 

@@ -29,7 +29,7 @@ struct Plugin {
             skip = gc::split_list(it->second);
         for (const auto &path : request.api_paths) {
             // The ttrpc socket speaks a different protocol (shims use it).
-            if (path.ends_with(".ttrpc")) continue;
+            if (gc::socket_name(path).ends_with(".ttrpc")) continue;
             auto version = gc::probe_containerd(path, request.timeout);
             if (!version) {
                 request.log(TF_LOG_DEBUG, "containerd " + std::to_string(request.pid) + ": " + path +

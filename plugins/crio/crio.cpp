@@ -20,7 +20,7 @@ struct Plugin {
     static sdk::Engines probe(const sdk::ProbeRequest &request) {
         sdk::Engines engines;
         for (const auto &path : request.api_paths) {
-            if (path.ends_with(".ttrpc")) continue; // never a CRI endpoint
+            if (gc::socket_name(path).ends_with(".ttrpc")) continue; // never a CRI endpoint
             auto cri = gc::probe_cri_engine(request, path, "cri-o.io");
             if (!cri) {
                 request.log(TF_LOG_DEBUG, "crio " + std::to_string(request.pid) + ": " + path +

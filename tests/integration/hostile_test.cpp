@@ -32,6 +32,7 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "containerd.hpp"
 #include "lab.hpp"
@@ -127,7 +128,9 @@ int main(int argc, char **argv) {
 )SRC";
 
 // A listening socket on the host that counts the connections made to it
-// (they wait in its backlog; counted by draining it without blocking).
+// (they wait in its backlog; counted by draining it without blocking), by
+// the connecting process: other Finders on the machine (other test runs) may
+// fall into the trap too, and only this process's count is the test's.
 class HostListener {
 public:
     explicit HostListener(const std::string &path) : path_(path) {
@@ -145,10 +148,16 @@ public:
     }
     HostListener(const HostListener &) = delete;
     HostListener &operator=(const HostListener &) = delete;
+    // Connections made by this process.
     int accepted() {
         for (int c; (c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) {
+            ucred peer{};
+            socklen_t len = sizeof peer;
+            if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.pid == ::getpid())
+                ++count_;
+            else
+                std::cout << "[ info ] the trap caught another process (PID " << peer.pid << ")\n";
             ::close(c);
-            ++count_;
         }
         return count_;
     }
@@ -281,6 +290,197 @@ TEST_F(Hostile, SymlinksInAContainerNeverLeadTheFinderOutOfItsRoot) {
     EXPECT_GT(inside_after, inside_before) << "the hostile container's sockets were never probed";
     std::cout << "[ info ] probes inside the container: " << inside_after - inside_before << "; test took "
               << ms_since(test_start) << " ms\n";
+}
+
+// --- a directory flipped under a watched engine ----------------------------
+
+// A hostile "dockerd": answers just enough of the Docker API to be watched
+// (/_ping, /version, /info, an empty container list) and closes every event
+// stream after 50 ms, so the Finder reconnects all the time. Meanwhile a
+// child flips the socket's directory between the real one and a symlink to
+// HOST_DIR (a host path) for SECONDS, then leaves the real one. Usage:
+//   /dockerd SOCKET_DIR HOST_DIR SECONDS
+// Writes /ready once listening and the number of connections to /accepts.
+constexpr const char *flipper_source = R"SRC(
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static void answer(int c, const char *status, const char *extra, const char *body) {
+    char head[512];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %s\r\n%sContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     status, extra, strlen(body));
+    if (write(c, head, n) < 0 || write(c, body, strlen(body)) < 0) _exit(0);
+}
+
+static void serve(int c) {
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        char *end;
+        while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
+            if (have == sizeof buf) _exit(0);
+            ssize_t n = read(c, buf + have, sizeof buf - have);
+            if (n <= 0) _exit(0);
+            have += n;
+        }
+        char target[1024] = "";
+        sscanf(buf, "GET %1023s", target);
+        const char *t = target;
+        if (t[0] == '/' && t[1] == 'v' && strchr(t + 1, '/')) t = strchr(t + 1, '/'); /* drop /vX.Y */
+        if (!strncmp(t, "/_ping", 6)) {
+            answer(c, "200 OK", "Api-Version: 1.41\r\n", "OK");
+        } else if (!strncmp(t, "/version", 8)) {
+            answer(c, "200 OK", "", "{\"Version\":\"20.10.0\",\"ApiVersion\":\"1.41\",\"MinAPIVersion\":\"1.12\"}");
+        } else if (!strncmp(t, "/info", 5)) {
+            answer(c, "200 OK", "", "{\"ID\":\"flipper\",\"Name\":\"flipper\"}");
+        } else if (!strncmp(t, "/containers/json", 16)) {
+            answer(c, "200 OK", "", "[]");
+        } else if (!strncmp(t, "/events", 7)) {
+            const char *head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if (write(c, head, strlen(head)) < 0) _exit(0);
+            usleep(50000);
+            _exit(0); /* the stream ends: the watcher must reconnect */
+        } else {
+            answer(c, "404 Not Found", "", "{}");
+        }
+        size_t used = (size_t)(end + 4 - buf);
+        memmove(buf, buf + used, have - used);
+        have -= used;
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) return 2;
+    const char *dir = argv[1], *host = argv[2];
+    int seconds = atoi(argv[3]);
+    char sock[256], real[256];
+    snprintf(sock, sizeof sock, "%s/docker.sock", dir);
+    snprintf(real, sizeof real, "%s.real", dir);
+    mkdir("/run", 0755);
+    if (mkdir(dir, 0755) != 0) { perror(dir); return 1; }
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) || listen(fd, 64)) { perror(sock); return 1; }
+    signal(SIGCHLD, SIG_IGN);
+    if (fork() == 0) { /* the flipper: not a dockerd, holds no socket */
+        close(fd);
+        prctl(PR_SET_NAME, "flipper");
+        time_t stop = time(NULL) + seconds;
+        while (time(NULL) < stop) {
+            if (rename(dir, real) != 0 || symlink(host, dir) != 0) break;
+            if (unlink(dir) != 0 || rename(real, dir) != 0) break;
+        }
+        _exit(0);
+    }
+    FILE *ready = fopen("/ready", "w");
+    if (ready) fclose(ready);
+    long accepted = 0;
+    for (;;) {
+        int c = accept(fd, NULL, NULL);
+        if (c < 0) continue;
+        ++accepted;
+        FILE *f = fopen("/accepts.tmp", "w");
+        if (f) { fprintf(f, "%ld\n", accepted); fclose(f); rename("/accepts.tmp", "/accepts"); }
+        if (fork() == 0) {
+            close(fd);
+            prctl(PR_SET_NAME, "conn");
+            serve(c);
+            _exit(0);
+        }
+        close(c);
+    }
+}
+)SRC";
+
+// The issue's window: a minute of probes, lists and event-stream reconnects
+// while the directory flips.
+constexpr auto flip_window = 60s;
+
+TEST_F(Hostile, AFlippingDirectoryNeverRedirectsAWatchedEngine) {
+    const auto test_start = Clock::now();
+    std::string rootfs = lab::busybox_rootfs(lab_->mkdir("froot"));
+    std::string src = lab_->write_file("flipper.c", flipper_source);
+    auto cc = lab::run({"gcc", "-static", "-O2", "-o", rootfs + "/dockerd", src});
+    if (!cc.ok()) TF_SKIP_OR_FAIL("cannot build a static program: " + cc.err);
+    auto tar = lab::run({"tar", "-C", rootfs, "-cf", lab_->path("flipper.tar"), "."});
+    ASSERT_TRUE(tar.ok()) << tar.err;
+    dockerd_->docker_ok({"import", "-c", R"(CMD ["/dockerd"])", lab_->path("flipper.tar"), "tf-flipper:1"});
+
+    // The trap: where the flipped link leads a path walked from the host.
+    const std::string host_dir = lab_->mkdir("trap");
+    HostListener trap(host_dir + "/docker.sock");
+    // The flipper outlives the Finder's window, so the trap can be shown armed after it.
+    const auto flip_seconds = std::chrono::duration_cast<std::chrono::seconds>(flip_window + tftest::hang_guard);
+    auto id = dockerd_->run_container({"--name", "flipper"}, "tf-flipper:1",
+                                      {"/dockerd", "/run/x", host_dir, std::to_string(flip_seconds.count())});
+    int pid = std::stoi(dockerd_->docker_ok({"inspect", "-f", "{{.State.Pid}}", id}));
+    ASSERT_GT(pid, 0);
+    const std::string root = "/proc/" + std::to_string(pid) + "/root";
+    ASSERT_TRUE(tftest::eventually([&] { return ::access((root + "/ready").c_str(), F_OK) == 0; }, 10s))
+        << dockerd_->docker({"logs", id}).err;
+    ASSERT_EQ(lab::comm_of(pid), "dockerd");
+    const std::string shown_api = root + "/run/x/docker.sock";
+
+    tf::Options o;
+    o.online_wait = 2s;
+    o.probe_timeout = 500ms;
+    o.backoff_min = 10ms;
+    o.backoff_max = 50ms;
+    { // gRPC's process-wide poller lives from first use until exit
+        tf::Finder warm_up(o);
+        warm_up.containers();
+    }
+    const int inside_before = std::atoi(slurp(root + "/accepts").c_str());
+    int finders = 0, watched_rounds = 0;
+    tftest::LeakGuard leaks;
+    {
+        const auto window_end = Clock::now() + flip_window;
+        while (Clock::now() < window_end) { // a fresh Finder every few seconds: fresh probes too
+            tf::Finder finder(o);
+            ++finders;
+            const auto round_end = std::min(Clock::now() + 5s, window_end);
+            while (Clock::now() < round_end) {
+                finder.containers();
+                for (auto &e : finder.engines())
+                    if (e->pid == pid) {
+                        ++watched_rounds;
+                        EXPECT_EQ(e->api, shown_api) << "the engine is not shown at its socket's path";
+                    }
+                std::this_thread::sleep_for(100ms);
+            }
+        }
+    }
+    leaks.check();
+    const int inside = std::atoi(slurp(root + "/accepts").c_str()) - inside_before;
+    EXPECT_EQ(trap.accepted(), 0) << "a connection meant for the container's engine reached a host socket";
+    EXPECT_GT(watched_rounds, 0) << "the flipping engine was never found: the test proves nothing";
+    // Probes, lists and every event-stream reconnect went to the engine.
+    EXPECT_GT(inside, 2 * finders) << "the engine's event stream was not reconnected";
+    // The trap is armed: a path walked from the host during the flips lands on it.
+    const std::string naive = root + "/run/x/docker.sock";
+    bool armed = tftest::eventually(
+        [&] {
+            int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_un addr{};
+            addr.sun_family = AF_UNIX;
+            std::memcpy(addr.sun_path, naive.c_str(), naive.size() + 1);
+            ::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+            ::close(fd);
+            return trap.accepted() > 0;
+        },
+        tftest::hang_guard, 1ms);
+    EXPECT_TRUE(armed) << "the flipped link never led out of the container: the test proves nothing";
+    std::cout << "[ info ] " << finders << " Finders, " << watched_rounds << " discoveries watching the engine, "
+              << inside << " connections to it; test took " << ms_since(test_start) << " ms\n";
 }
 
 // --- a Finder in its own mount and PID namespace ---------------------------

@@ -42,16 +42,17 @@ expect turtlefinder usr/bin/turtlefinder etc/turtlefinder/turtlefinder.json \
   $(printf "$lib/turtlefinder/plugins/%s.so " "${plugins[@]}")
 expect libturtlefinder0 "$lib/libturtlefinder.so.0" "$lib/libturtlefinder.so.0.1.0"
 expect libtf-grpc-client0 "$lib/libtf-grpc-client.so.0" "$lib/libtf-grpc-client.so.0.1.0"
-expect libturtlefinder-dev usr/include/turtlefinder/{finder,model,options}.hpp \
+expect libturtlefinder-dev usr/include/turtlefinder/{export,finder,model,options}.hpp \
   "$lib/libturtlefinder.so" "$lib/pkgconfig/turtlefinder.pc"
 expect turtlefinder-plugin-dev usr/include/turtlefinder/plugin.{h,hpp} \
-  $(cd "$out/src/debian/turtlefinder-plugin-dev" && find usr/include/turtlefinder/{clients,grpc} -type f | sort) \
-  "$lib/libtf-docker-client.a" "$lib/libtf-grpc-client.so" "$lib/pkgconfig/turtlefinder-plugin.pc"
+  $(cd "$out/src/debian/turtlefinder-plugin-dev" && find usr/include/turtlefinder/clients -type f | sort) \
+  "$lib/libtf-docker-client.a" "$lib/libtf-grpc-client.so" usr/share/turtlefinder/plugin.map \
+  "$lib"/pkgconfig/turtlefinder-{plugin,docker-client,grpc-client}.pc
 # The SDK's client headers are every one the source has, not whatever got installed.
 want_clients=$(cd "$src" && find . -path ./build -prune -o -path './build-*' -prune -o \
-  \( -path '*/include/turtlefinder/clients/*' -o -path '*/include/turtlefinder/grpc/*' \) -name '*.hpp' -print \
+  -path '*/include/turtlefinder/clients/*' -name '*.hpp' -print \
   | sed 's|.*/include/||' | sort)
-got_clients=$(cd "$out/src/debian/turtlefinder-plugin-dev/usr/include" && find turtlefinder/{clients,grpc} -type f | sort)
+got_clients=$(cd "$out/src/debian/turtlefinder-plugin-dev/usr/include" && find turtlefinder/clients -type f | sort)
 [[ $want_clients == "$got_clients" ]] || fail "plugin SDK client headers differ from the source's: $got_clients"
 
 # The extracted tree runs: every plugin loads from it, the shipped configuration is valid.

@@ -3,10 +3,14 @@
 // skip-namespaces list, status → errno mapping, and the node engine id.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <turtlefinder/clients/grpc/containerd.hpp>
 #include <turtlefinder/clients/grpc/cri.hpp>
@@ -61,6 +65,29 @@ TEST(CriInfo, NodeEngineIdIsHostnameAndInnerSocketPath) {
     EXPECT_EQ(gc::node_engine_id(pid, "/run/x.sock"), std::string(hostname) + ":/run/x.sock");
     // Another PID's prefix is kept: it is not this engine's root.
     EXPECT_EQ(gc::node_engine_id(pid, "/proc/1/rootfs/a.sock"), std::string(hostname) + ":/proc/1/rootfs/a.sock");
+}
+
+TEST(CriInfo, NodeEngineIdThroughAHostHandle) {
+    // The host hands plugins "/proc/self/fd/N" of an O_PATH handle: the id
+    // still names the socket's path, not the descriptor.
+    tftest::TempDir dir("tf-cri-handle-");
+    const std::string sock = dir.path() + "/crio.sock";
+    int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    ASSERT_LT(sock.size(), sizeof addr.sun_path);
+    std::memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+    int handle = ::open(sock.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    ASSERT_GE(handle, 0);
+    const std::string given = "/proc/self/fd/" + std::to_string(handle);
+    EXPECT_EQ(gc::socket_name(given), sock);
+    EXPECT_EQ(gc::socket_name(sock + ".ttrpc"), sock + ".ttrpc");
+    char hostname[256] = {};
+    ASSERT_EQ(::gethostname(hostname, sizeof hostname - 1), 0);
+    EXPECT_EQ(gc::node_engine_id(static_cast<int>(::getpid()), given), std::string(hostname) + ":" + sock);
+    ::close(handle);
+    ::close(listener);
 }
 
 TEST(CriInfo, ProbesFailFastOnMissingSockets) {

@@ -2,12 +2,20 @@
 // procfs against fixture /proc trees: every oddity a real /proc can show.
 #include "procfs/procfs.hpp"
 
+#include "discovery/socket_handle.hpp"
 #include "procfs_fixture.hpp"
 #include "testing.hpp"
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
 #include <optional>
 #include <string>
 #include <vector>
@@ -439,5 +447,205 @@ TEST_F(ProcfsResolve, LoopsAndLinkLimit) {
     EXPECT_EQ(resolve(forty + "etc"), in_root("/etc"));
     EXPECT_FALSE(resolve(forty + "dot/etc"));
 }
+
+// ---- Root: opening inside a root, by the kernel and by the walker ----------
+
+// The walker's cases again, through Root::open with each resolver: a handle
+// names a file below the root or nothing, never a file outside it.
+class ProcfsRootOpen : public ProcfsResolve, public ::testing::WithParamInterface<Resolver> {
+protected:
+    // The path inside the root of what `path` opens, or nullopt.
+    std::optional<std::string> open_in(std::string_view path) const {
+        Root root(root_);
+        EXPECT_TRUE(root.ok());
+        auto handle = root.open(path, GetParam());
+        if (!handle) return std::nullopt;
+        auto shown = root.shown_path(*handle);
+        EXPECT_TRUE(shown) << path;
+        if (!shown) return "(unnamed)";
+        EXPECT_EQ(shown->rfind(root_ + "/", 0), 0u) << *shown << " escaped " << root_;
+        return shown->substr(root_.size());
+    }
+    bool walker() const { return GetParam() == Resolver::walker; }
+};
+
+TEST_P(ProcfsRootOpen, PlainPaths) {
+    tftest::LeakGuard leaks;
+    EXPECT_EQ(open_in("/run/containerd/containerd.sock"), "/run/containerd/containerd.sock");
+    EXPECT_EQ(open_in("//run///containerd/./containerd.sock"), "/run/containerd/containerd.sock");
+    EXPECT_EQ(open_in("/"), "/");
+    EXPECT_EQ(open_in("/run/"), "/run");
+    EXPECT_FALSE(open_in("/run/new.sock")); // a handle needs a file
+    EXPECT_FALSE(open_in("/nonexistent/x.sock"));
+    EXPECT_FALSE(open_in("/etc/passwd/x"));
+    EXPECT_FALSE(open_in("/etc/passwd/.."));
+    EXPECT_FALSE(open_in("run/containerd/containerd.sock"));
+    EXPECT_FALSE(open_in(""));
+    EXPECT_FALSE(open_in(std::string_view("/etc/passwd\0/x", 14)));
+    leaks.check();
+}
+
+TEST_P(ProcfsRootOpen, SymlinksInsideTheRoot) {
+    EXPECT_EQ(open_in("/var/run/containerd/containerd.sock"), "/run/containerd/containerd.sock");
+    EXPECT_EQ(open_in("/var/run-abs/containerd/containerd.sock"), "/run/containerd/containerd.sock");
+    EXPECT_EQ(open_in("/dirlink/../containerd/containerd.sock"), "/run/containerd/containerd.sock");
+    // The last component is not followed: the handle is the link itself
+    // (the walker follows it, inside the root).
+    EXPECT_EQ(open_in("/var/run"), walker() ? "/run" : "/var/run");
+}
+
+TEST_P(ProcfsRootOpen, HostileEscapes) {
+    tftest::LeakGuard leaks;
+    fs_.symlink("../../../../../../../../etc", "root/up");
+    fs_.symlink("/etc", "root/etcl");
+    fs_.symlink("/proc", "root/procl");
+    fs_.symlink("/proc/self/root/etc", "root/selfroot");
+    fs_.symlink(fs_.path("outside/secret"), "root/out");
+    fs_.symlink("../outside/secret", "root/out-rel");
+    fs_.symlink("../outside", "root/out-dir");
+    fs_.symlink("/nowhere", "root/dangling");
+
+    EXPECT_EQ(open_in("/up/passwd"), "/etc/passwd");
+    EXPECT_EQ(open_in("/../../../etc/passwd"), "/etc/passwd");
+    EXPECT_EQ(open_in("/run/../../../../etc/passwd"), "/etc/passwd");
+    EXPECT_EQ(open_in("/etcl/passwd"), "/etc/passwd");
+    EXPECT_FALSE(open_in("/etcl/shadow"));
+    EXPECT_FALSE(open_in("/procl/1/root/etc/shadow"));
+    EXPECT_FALSE(open_in("/procl/self/root/etc/passwd"));
+    EXPECT_FALSE(open_in("/selfroot/passwd"));
+    EXPECT_FALSE(open_in("/out/flag"));
+    EXPECT_FALSE(open_in("/out-rel/flag"));
+    EXPECT_FALSE(open_in("/out-dir/secret/flag"));
+    EXPECT_FALSE(open_in("/dangling/x"));
+    leaks.check();
+}
+
+TEST_P(ProcfsRootOpen, LoopsAndLinkLimit) {
+    fs_.symlink("loop_b", "root/loop_a");
+    fs_.symlink("/loop_a", "root/loop_b");
+    fs_.symlink("self", "root/self");
+    fs_.symlink(".", "root/dot");
+    EXPECT_FALSE(open_in("/loop_a/x.sock"));
+    EXPECT_FALSE(open_in("/loop_b/x.sock"));
+    EXPECT_FALSE(open_in("/self/x"));
+
+    for (int i = 1; i < 40; ++i) fs_.symlink("c" + std::to_string(i + 1), "root/c" + std::to_string(i));
+    fs_.symlink("/etc", "root/c40");
+    fs_.symlink("c1", "root/c0");
+    EXPECT_EQ(open_in("/c1/passwd"), "/etc/passwd");
+    EXPECT_FALSE(open_in("/c0/passwd"));
+    std::string forty = "/";
+    for (int i = 0; i < 40; ++i) forty += "dot/";
+    EXPECT_EQ(open_in(forty + "etc/passwd"), "/etc/passwd");
+    EXPECT_FALSE(open_in(forty + "dot/etc/passwd"));
+}
+
+// Magic links exist only in a real procfs: from the host's root, the kernel
+// resolver refuses them where the walker would read their text.
+TEST(ProcfsRootOpenKernel, RefusesMagicLinks) {
+    Root host("/");
+    ASSERT_TRUE(host.ok());
+    EXPECT_TRUE(host.open("/proc/self/status"));
+    EXPECT_FALSE(host.open("/proc/self/root/proc/self/status"));
+    EXPECT_FALSE(host.open("/proc/self/cwd/x"));
+}
+
+// A unix socket bound in a fixture root, for the socket handles.
+class ProcfsRootSocket : public ProcfsRootOpen {
+protected:
+    void SetUp() override {
+        ProcfsRootOpen::SetUp();
+        fs_.mkdirs("root/run/eng");
+        fs_.mkdirs("outside/trap");
+        inside_ = listen_at(fs_.path("root/run/eng/e.sock"));
+        trap_ = listen_at(fs_.path("outside/trap/e.sock"));
+    }
+    void TearDown() override {
+        ::close(inside_);
+        ::close(trap_);
+    }
+    static int listen_at(const std::string &path) {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (fd < 0 || path.size() >= sizeof addr.sun_path) throw std::runtime_error("cannot listen at " + path);
+        std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+        if (::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(fd, 8) != 0)
+            throw std::runtime_error("cannot listen at " + path);
+        return fd;
+    }
+    static bool connects(const std::string &path) {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+        bool ok = ::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+        ::close(fd);
+        return ok;
+    }
+    static int pending(int listener) {
+        int n = 0;
+        for (int c; (c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0; ++n) ::close(c);
+        return n;
+    }
+    int inside_ = -1, trap_ = -1;
+};
+
+TEST_P(ProcfsRootSocket, HandleKeepsReachingTheSocketItOpened) {
+    tftest::LeakGuard leaks;
+    {
+        Root root(root_);
+        EXPECT_FALSE(root.open_socket("/etc/passwd", GetParam())) << "a regular file is no socket";
+        EXPECT_FALSE(root.open_socket("/run", GetParam()));
+        auto handle = root.open_socket("/run/eng/e.sock", GetParam());
+        ASSERT_TRUE(handle);
+        EXPECT_EQ(root.shown_path(*handle), root_ + "/run/eng/e.sock");
+        const std::string through = "/proc/self/fd/" + std::to_string(handle->get());
+        EXPECT_EQ(::fcntl(handle->get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+
+        // The directory swapped for a link to the trap after the handle was made.
+        ASSERT_EQ(::rename(fs_.path("root/run/eng").c_str(), fs_.path("root/run/eng.orig").c_str()), 0);
+        fs_.symlink(fs_.path("outside/trap"), "root/run/eng");
+        EXPECT_TRUE(connects(through));
+        EXPECT_EQ(pending(inside_), 1);
+        EXPECT_EQ(pending(trap_), 0);
+        // A plain path would now follow the link out: the trap is armed.
+        EXPECT_TRUE(connects(root_ + "/run/eng/e.sock"));
+        EXPECT_EQ(pending(trap_), 1);
+        // Resolving afresh stays inside the root, where nothing is.
+        EXPECT_FALSE(root.open_socket("/run/eng/e.sock", GetParam()));
+        // The socket file itself swapped for a link: refused, never followed.
+        fs_.symlink(fs_.path("outside/trap/e.sock"), "root/run/swapped.sock");
+        auto link = root.open_socket("/run/swapped.sock", GetParam());
+        EXPECT_FALSE(link);
+    }
+    leaks.check();
+}
+
+// An engine that re-binds its socket (a new inode at the same path) is not
+// followed through the handle of the old one: it is probed again instead.
+TEST_P(ProcfsRootSocket, AReboundSocketIsNotFollowed) {
+    tftest::LeakGuard leaks;
+    {
+        Root root(root_);
+        auto fd = root.open_socket("/run/eng/e.sock", GetParam());
+        ASSERT_TRUE(fd);
+        turtlefinder::discovery::SocketHandle handle(std::move(*fd));
+        EXPECT_TRUE(handle.served());
+        EXPECT_EQ(pending(inside_), 1);
+        ::close(inside_);
+        ::unlink(fs_.path("root/run/eng/e.sock").c_str());
+        inside_ = listen_at(fs_.path("root/run/eng/e.sock"));
+        EXPECT_FALSE(handle.served());
+        EXPECT_FALSE(connects(handle.connect_path()));
+        EXPECT_EQ(pending(inside_), 0);
+    }
+    leaks.check();
+}
+
+INSTANTIATE_TEST_SUITE_P(Resolvers, ProcfsRootOpen, ::testing::Values(Resolver::kernel, Resolver::walker),
+                         [](const auto &info) { return info.param == Resolver::kernel ? "kernel" : "walker"; });
+INSTANTIATE_TEST_SUITE_P(Resolvers, ProcfsRootSocket, ::testing::Values(Resolver::kernel, Resolver::walker),
+                         [](const auto &info) { return info.param == Resolver::kernel ? "kernel" : "walker"; });
 
 } // namespace

@@ -59,6 +59,15 @@ UnixChannel::~UnixChannel() {
     if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
+std::string socket_name(const std::string &path) {
+    constexpr std::string_view handle_prefix = "/proc/self/fd/";
+    if (!path.starts_with(handle_prefix)) return path;
+    char target[4096];
+    ssize_t n = ::readlink(path.c_str(), target, sizeof target);
+    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof target || target[0] != '/') return path;
+    return std::string(target, static_cast<std::size_t>(n));
+}
+
 int errno_of(const ::grpc::Status &status) noexcept {
     switch (status.error_code()) {
     case ::grpc::StatusCode::OK: return 0;

@@ -63,7 +63,7 @@ std::optional<std::string> probe_containerd(const std::string &socket, std::chro
 }
 
 std::string node_engine_id(int engine_pid, const std::string &socket) {
-    std::string inner = socket;
+    std::string inner = socket_name(socket);
     const std::string root = "/proc/" + std::to_string(engine_pid) + "/root";
     if (inner.compare(0, root.size(), root) == 0 && inner.size() > root.size() && inner[root.size()] == '/')
         inner = inner.substr(root.size());

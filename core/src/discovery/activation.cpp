@@ -22,24 +22,11 @@ namespace {
 
 // Connects to (and at once closes) the socket: for an activator, the
 // connection is what starts the service. Bounded by `deadline`.
-bool poke(const std::string &path, std::chrono::steady_clock::time_point deadline) {
+bool poke(const SocketHandle &socket, std::chrono::steady_clock::time_point deadline) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    // Long paths (under /proc/PID/root/...) may exceed sun_path: go through an
-    // O_PATH fd of the directory instead.
-    std::string target = path;
-    int dirfd = -1;
-    if (path.size() >= sizeof addr.sun_path) {
-        auto slash = path.rfind('/');
-        dirfd = ::open(path.substr(0, slash).c_str(), O_PATH | O_CLOEXEC | O_DIRECTORY);
-        if (dirfd < 0) return false;
-        target = "/proc/self/fd/" + std::to_string(dirfd) + path.substr(slash);
-        if (target.size() >= sizeof addr.sun_path) {
-            ::close(dirfd);
-            return false;
-        }
-    }
-    std::memcpy(addr.sun_path, target.c_str(), target.size() + 1);
+    const std::string &path = socket.connect_path(); // "/proc/self/fd/N" always fits
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     bool ok = false;
     if (fd >= 0) {
@@ -56,7 +43,6 @@ bool poke(const std::string &path, std::chrono::steady_clock::time_point deadlin
         }
         ::close(fd);
     }
-    if (dirfd >= 0) ::close(dirfd);
     return ok;
 }
 
@@ -82,8 +68,8 @@ std::vector<int> children_of(const std::string &root, int pid) {
 
 std::optional<ActivatedService> run_activation(const std::string &root, const ActivationJob &job,
                                                std::chrono::milliseconds timeout) {
-    const auto &socket = job.socket;
-    if (!poke(socket.reachable, std::chrono::steady_clock::now() + timeout)) {
+    const auto &socket = job.socket.socket;
+    if (!poke(*job.socket.handle, std::chrono::steady_clock::now() + timeout)) {
         log().info("cannot activate \"{}\" held by {} (PID {})", socket.path, job.activator_name, job.activator_pid);
         return std::nullopt;
     }
@@ -98,7 +84,7 @@ std::optional<ActivatedService> run_activation(const std::string &root, const Ac
             auto held = procfs::socket_inodes(root, c);
             if (std::binary_search(held.begin(), held.end(), socket.inode)) {
                 log().debug("activated \"{}\": service {} (PID {})", socket.path, p->name, p->pid);
-                return ActivatedService{std::move(*p), job.activator_pid, socket, job.plugin};
+                return ActivatedService{std::move(*p), job.activator_pid, job.socket, job.plugin};
             }
         }
         if (std::chrono::steady_clock::now() >= deadline) break;
@@ -123,11 +109,11 @@ void Activation::finished(const ActivationJob &job, bool found_engine) {
     if (it == activators_.end()) return; // the activator is gone
     auto &a = it->second;
     if (found_engine) {
-        a.fruitless.erase(job.socket.inode);
+        a.fruitless.erase(job.socket.socket.inode);
         return;
     }
-    a.handled.erase(job.socket.inode);
-    a.fruitless[job.socket.inode].failed();
+    a.handled.erase(job.socket.socket.inode);
+    a.fruitless[job.socket.socket.inode].failed();
 }
 
 std::vector<ActivationJob> Activation::due(const procfs::ProcessTable &table, const plugins::Registry &registry,
@@ -158,14 +144,15 @@ std::vector<ActivationJob> Activation::due(const procfs::ProcessTable &table, co
         ++socket_reads_;
         log().debug("reading the sockets of activator {} (PID {})", process.name, pid);
 
-        for (auto &socket : listening_sockets_of(root, pid)) {
+        for (auto &candidate : listening_sockets_of(root, pid)) {
+            const ApiSocket &socket = candidate.socket;
             if (watched.contains(socket.inode) || a.handled.contains(socket.inode)) continue;
             auto f = a.fruitless.find(socket.inode);
             if (f != a.fruitless.end() && !f->second.due()) continue;
             auto plugin = registry.activated_engine_for_socket(socket.path);
             if (!plugin) continue;
             a.handled.insert(socket.inode);
-            jobs.push_back({pid, process.name, std::move(socket), std::move(plugin), f != a.fruitless.end()});
+            jobs.push_back({pid, process.name, candidate, std::move(plugin), f != a.fruitless.end()});
         }
     }
     return jobs;

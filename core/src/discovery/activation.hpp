@@ -22,7 +22,7 @@ namespace turtlefinder::discovery {
 struct ActivatedService {
     procfs::Process service;   // the started engine process
     int activator_pid = 0;     // PPID hint: its PID namespace is the engine's
-    ApiSocket socket;          // the activatable socket, reachable from here
+    Candidate socket;          // the activatable socket and its handle
     std::shared_ptr<const plugins::Plugin> plugin;
 };
 
@@ -30,7 +30,7 @@ struct ActivatedService {
 struct ActivationJob {
     int activator_pid = 0;
     std::string activator_name;
-    ApiSocket socket;
+    Candidate socket; // the socket and its handle
     std::shared_ptr<const plugins::Plugin> plugin;
     bool retry = false; // an earlier activation of this socket gave no engine
 };

@@ -11,24 +11,27 @@ namespace turtlefinder::discovery {
 
 namespace {
 
-std::vector<ApiSocket> match(const std::string &root, int pid, const std::vector<std::uint64_t> &held,
+std::vector<Candidate> match(const std::string &root, int pid, const std::vector<std::uint64_t> &held,
                              const std::vector<procfs::UnixSocket> &listening) {
-    std::vector<ApiSocket> out;
+    std::vector<Candidate> out;
     if (held.empty()) return out;
-    const std::string proc_root = root + "/" + std::to_string(pid) + "/root";
+    const procfs::Root proc_root(root + "/" + std::to_string(pid) + "/root");
     for (const auto &s : listening) {
         if (!std::binary_search(held.begin(), held.end(), s.inode)) continue;
-        auto reachable = procfs::resolve_in_root(proc_root, s.path);
-        if (!reachable) continue;
-        out.push_back({s.inode, s.path, *reachable});
+        auto handle = proc_root.open_socket(s.path);
+        if (!handle) continue;
+        auto shown = proc_root.shown_path(*handle);
+        if (!shown) continue;
+        out.push_back({{s.inode, s.path, std::move(*shown)}, std::make_shared<const SocketHandle>(std::move(*handle))});
     }
-    std::sort(out.begin(), out.end(), [](const ApiSocket &a, const ApiSocket &b) { return a.path < b.path; });
+    std::sort(out.begin(), out.end(),
+              [](const Candidate &a, const Candidate &b) { return a.socket.path < b.socket.path; });
     return out;
 }
 
 } // namespace
 
-std::vector<ApiSocket> listening_sockets_of(const std::string &procfs_root, int pid) {
+std::vector<Candidate> listening_sockets_of(const std::string &procfs_root, int pid) {
     auto held = procfs::socket_inodes(procfs_root, pid);
     if (held.empty()) return {};
     return match(procfs_root, pid, held, procfs::listening_unix_sockets(procfs_root, pid));
@@ -56,7 +59,8 @@ std::vector<ProcessSockets> all_listening(const procfs::ProcessTable &table) {
             uncached = procfs::listening_unix_sockets(root, pid);
             listening = &uncached;
         }
-        auto sockets = match(root, pid, held, *listening);
+        std::vector<ApiSocket> sockets;
+        for (auto &candidate : match(root, pid, held, *listening)) sockets.push_back(std::move(candidate.socket));
         if (!sockets.empty()) out.push_back({pid, p->name, std::move(sockets)});
     }
     return out;

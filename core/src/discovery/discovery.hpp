@@ -3,11 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <turtlefinder/finder.hpp>
 
+#include "discovery/socket_handle.hpp"
 #include "procfs/procfs.hpp"
 
 namespace turtlefinder::discovery {
@@ -16,10 +18,18 @@ namespace turtlefinder::discovery {
 using turtlefinder::ApiSocket;
 using turtlefinder::ProcessSockets;
 
+// A listening socket as plugins are offered it: shown as socket.reachable
+// (what Engine::api says), reached only through `handle`.
+struct Candidate {
+    ApiSocket socket;
+    std::shared_ptr<const SocketHandle> handle;
+};
+
 // The listening, non-abstract stream unix sockets `pid` holds among its fds,
 // sorted by path. The socket table is read through the process itself, since
-// it is per network namespace; paths are resolved inside its root.
-std::vector<ApiSocket> listening_sockets_of(const std::string &procfs_root, int pid);
+// it is per network namespace; each path is opened inside the process's root
+// (opened once) as a handle on the socket itself, or left out.
+std::vector<Candidate> listening_sockets_of(const std::string &procfs_root, int pid);
 
 // Every process in `table` holding listening unix sockets, by PID. Reads each
 // network namespace's socket table once.

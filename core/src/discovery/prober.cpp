@@ -24,14 +24,19 @@ void Prober::prune(const procfs::ProcessTable &table) {
     std::erase_if(candidates_, [&](const auto &entry) { return !probed_.contains(entry.first); });
 }
 
-std::vector<Candidate> Prober::candidates() const {
+std::vector<turtlefinder::Candidate> Prober::candidates() const {
     std::lock_guard lock(candidates_mu_);
-    std::vector<Candidate> out;
+    std::vector<turtlefinder::Candidate> out;
     for (const auto &[key, c] : candidates_) out.push_back(c);
     return out;
 }
 
 void Prober::forget_activation(std::uint64_t socket_inode) { activation_.forget(socket_inode); }
+
+void Prober::reprobe(const procfs::ProcessKey &process) {
+    probed_.erase(process);
+    fruitless_.erase(process);
+}
 
 // Every candidate gets its own thread, so none waits behind another that
 // hangs; each is bounded by probe_timeout per socket (and per step of an
@@ -47,14 +52,14 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
     auto jobs = activation_.due(table, registry_, watched_inodes);
     activator_socket_reads_ += activation_.socket_reads() - reads_before;
     std::set<std::uint64_t> activating; // a service holding one of these is examined by its activation
-    for (const auto &job : jobs) activating.insert(job.socket.inode);
+    for (const auto &job : jobs) activating.insert(job.socket.socket.inode);
 
     for (const auto &[pid, p] : table.processes()) {
         auto plugin = registry_.detector_for(p.name);
         if (!plugin) continue;
         procfs::ProcessKey key{pid, p.starttime};
         auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
-        if (std::any_of(sockets.begin(), sockets.end(), [&](const ApiSocket &s) { return activating.contains(s.inode); }))
+        if (std::any_of(sockets.begin(), sockets.end(), [&](const Candidate &s) { return activating.contains(s.socket.inode); }))
             continue;
         bool retry = !probed_.insert(key).second;
         if (retry) {
@@ -62,11 +67,11 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
             if (due == fruitless_.end() || !due->second.due()) continue;
         }
         auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
-        auto candidate = std::make_shared<Candidate>();
+        auto candidate = std::make_shared<turtlefinder::Candidate>();
         candidate->pid = pid;
         candidate->process = p.name;
         candidate->plugin = plugin->name();
-        for (const auto &s : sockets) candidate->sockets.push_back(s.reachable);
+        for (const auto &s : sockets) candidate->sockets.push_back(s.socket.reachable);
         pending_.push_back({key, plugin, retry, until, std::nullopt,
                             std::async(std::launch::async,
                                        [this, process = p, plugin, sockets = std::move(sockets), candidate] {
@@ -93,7 +98,8 @@ std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::s
     if (!service) return found;
     ++activations_;
     for (auto &f : probe(service->service, service->plugin, true, {service->socket})) {
-        f.api_inode = service->socket.inode;
+        f.api_inode = service->socket.socket.inode;
+        f.api_handle = service->socket.handle;
         f.pidns_pid = service->activator_pid;
         f.activated = true;
         found.push_back(std::move(f));
@@ -120,7 +126,7 @@ void Prober::collect(const std::function<void(FoundEngine)> &found) {
         log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
                     p.activation ? "activating a socket of" : "probing", p.process.pid, p.plugin->name());
         if (!p.candidate) continue;
-        Candidate c; // the probe thread may still write `reason`: copy the rest only
+        turtlefinder::Candidate c; // the probe thread may still write `reason`: copy the rest only
         c.pid = p.candidate->pid;
         c.process = p.candidate->process;
         c.plugin = p.candidate->plugin;
@@ -174,12 +180,14 @@ bool Prober::claim_api(const FoundEngine &found) {
 
 std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
                                        const std::shared_ptr<const plugins::Plugin> &plugin, bool activated,
-                                       const std::vector<ApiSocket> &sockets, Candidate *candidate) {
+                                       const std::vector<Candidate> &sockets, turtlefinder::Candidate *candidate) {
     ++probes_;
     plugins::ProbeInput input;
     input.pid = process.pid;
     input.process_name = process.name;
-    for (auto &s : sockets) input.api_paths.push_back(s.reachable);
+    // Plugins connect through the handles only: the paths they are given
+    // cannot be redirected by the engine's container (see SocketHandle).
+    for (auto &s : sockets) input.api_paths.push_back(s.handle->connect_path());
     input.timeout = options_.probe_timeout;
     if (auto it = options_.plugin_settings.find(plugin->name()); it != options_.plugin_settings.end())
         input.settings = it->second;
@@ -187,11 +195,10 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     std::vector<FoundEngine> found;
     for (auto &e : outcome.engines) {
         FoundEngine f;
+        hand_over_handle(*e, sockets, f);
         f.engine = std::move(e);
         f.process = {process.pid, process.starttime};
         f.pidns_pid = process.pid;
-        for (const auto &s : sockets)
-            if (s.reachable == f.engine->identity().api) f.api_inode = s.inode;
         found.push_back(std::move(f));
     }
     if (!outcome.result.ok())
@@ -209,6 +216,22 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
             candidate->reason = "no socket answered as this engine (timeout, refused or not this protocol)";
     }
     return found;
+}
+
+void Prober::hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,
+                              FoundEngine &found) {
+    for (const auto &s : sockets) {
+        if (s.handle->connect_path() != engine.identity().api) continue;
+        engine.show_api_as(s.handle->connect_path(), s.socket.reachable);
+        engine.keep_until_destroyed(s.handle);
+        found.api_inode = s.socket.inode;
+        found.api_handle = s.handle;
+        return;
+    }
+    // An engine reporting an api it was not given may connect to any of them.
+    auto all = std::make_shared<std::vector<std::shared_ptr<const SocketHandle>>>();
+    for (const auto &s : sockets) all->push_back(s.handle);
+    engine.keep_until_destroyed(std::move(all));
 }
 
 } // namespace turtlefinder::discovery

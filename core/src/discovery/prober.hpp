@@ -34,6 +34,7 @@ namespace turtlefinder::discovery {
 struct FoundEngine {
     std::shared_ptr<plugins::EngineHandle> engine;
     std::uint64_t api_inode = 0; // the listening socket it talks to (0: unknown)
+    std::shared_ptr<const SocketHandle> api_handle; // the handle it connects through (null: unknown)
     procfs::ProcessKey process;  // the engine process
     int pidns_pid = 0;           // process whose PID namespace its container PIDs are in
     bool activated = false;      // a service an activator started
@@ -57,6 +58,9 @@ public:
     void prune(const procfs::ProcessTable &table);
     // The activated engine behind this socket is gone: activate it again.
     void forget_activation(std::uint64_t socket_inode);
+    // The engine of this still running process was dropped (its API socket
+    // went away): probe the process again, afresh.
+    void reprobe(const procfs::ProcessKey &process);
 
     // Starts, in the background and side by side: a probe of every process
     // of `table` a detector claims that was not probed yet, or whose probe
@@ -74,7 +78,7 @@ public:
 
     // Processes whose probe gave no engine (or outlasted its bound), until
     // they give one or are gone. [any-thread]
-    std::vector<Candidate> candidates() const;
+    std::vector<turtlefinder::Candidate> candidates() const;
 
     std::uint64_t probes() const { return probes_; }
     std::uint64_t activations() const { return activations_; }
@@ -88,13 +92,17 @@ private:
         std::chrono::steady_clock::time_point until; // a first try is waited for until then
         std::optional<ActivationJob> activation;
         std::future<std::vector<FoundEngine>> result;
-        std::shared_ptr<Candidate> candidate; // filled by the probe (detector probes only)
+        std::shared_ptr<turtlefinder::Candidate> candidate; // filled by the probe (detector probes only)
     };
 
     // Probes one process's sockets with the plugin claiming it (any thread).
     std::vector<FoundEngine> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
-                                   bool activated, const std::vector<ApiSocket> &sockets,
-                                   Candidate *candidate = nullptr);
+                                   bool activated, const std::vector<Candidate> &sockets,
+                                   turtlefinder::Candidate *candidate = nullptr);
+    // Gives `engine` the handle of the socket it reports as its api (kept
+    // open while it lives, and shown as the path the user knows).
+    static void hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,
+                                 FoundEngine &found);
     // Activates one socket and probes the service that starts (any thread).
     std::vector<FoundEngine> activate(const ActivationJob &job, const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
@@ -108,7 +116,7 @@ private:
     std::set<procfs::ProcessKey> probed_; // processes already examined by a plugin
     std::map<procfs::ProcessKey, Retry> fruitless_;
     mutable std::mutex candidates_mu_;
-    std::map<procfs::ProcessKey, Candidate> candidates_; // under candidates_mu_
+    std::map<procfs::ProcessKey, turtlefinder::Candidate> candidates_; // under candidates_mu_
     std::vector<Pending> pending_;
     Activation activation_;
     WatchedApis watched_; // of the current discovery, with what it found so far

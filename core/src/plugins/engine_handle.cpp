@@ -174,6 +174,22 @@ EngineHandle::EngineHandle(tf_engine *engine, std::shared_ptr<const Plugin> plug
     if (identity_.flavor.empty()) identity_.flavor = identity_.type;
 }
 
+void EngineHandle::show_api_as(const std::string &given, const std::string &shown) {
+    if (given.empty()) return;
+    if (identity_.api == given) identity_.api = shown;
+    // An id built from the path ("name@PATH") names the socket as shown;
+    // "/proc/self/fd/1" must not match the start of "/proc/self/fd/12".
+    for (std::size_t at = identity_.id.find(given); at != std::string::npos; at = identity_.id.find(given, at)) {
+        std::size_t end = at + given.size();
+        if (end < identity_.id.size() && identity_.id[end] >= '0' && identity_.id[end] <= '9') {
+            at = end;
+            continue;
+        }
+        identity_.id.replace(at, given.size(), shown);
+        at += shown.size();
+    }
+}
+
 EngineHandle::~EngineHandle() {
     if (engine_ == nullptr) return;
     cancel();

@@ -44,6 +44,13 @@ public:
     // Identity copied at construction (the plugin's strings are not kept).
     const Engine &identity() const { return identity_; }
 
+    // The engine was handed `given` to connect to and reports it: show
+    // `shown` instead, as its api and wherever its id quotes `given`.
+    void show_api_as(const std::string &given, const std::string &shown);
+    // Keeps `resources` (the socket handles the engine connects through)
+    // until the plugin's engine is destroyed.
+    void keep_until_destroyed(std::shared_ptr<const void> resources) { kept_ = std::move(resources); }
+
     CallResult list(const std::function<void(ReportedContainer &&)> &each);
     // found=false when the container is not alive.
     CallResult inspect(const std::string &id, ReportedContainer &out, bool &found);
@@ -60,13 +67,14 @@ private:
     tf_engine *engine_;
     std::shared_ptr<const Plugin> plugin_;
     Engine identity_;
+    std::shared_ptr<const void> kept_; // released after engine_ is destroyed
 };
 
 // What a probe is asked about (the C request is built from it for the call).
 struct ProbeInput {
     int pid = 0;
     std::string process_name;
-    std::vector<std::string> api_paths; // reachable from here
+    std::vector<std::string> api_paths; // to connect to as given ("/proc/self/fd/N")
     std::chrono::milliseconds timeout{1000};
     std::map<std::string, std::string> settings;
 };

@@ -13,6 +13,11 @@ constexpr std::size_t max_file_size = 64u << 20;
 
 } // namespace
 
+void Fd::reset() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
 // Splits off the next run of non-space characters; `text` keeps the rest.
 std::string_view next_token(std::string_view &text) {
     std::size_t start = text.find_first_not_of(' ');

@@ -14,23 +14,9 @@
 #include <string>
 #include <string_view>
 
+#include "procfs/procfs.hpp"
+
 namespace turtlefinder::procfs {
-
-// Owns one fd; procfs code never leaks one, even on early returns.
-class Fd {
-public:
-    explicit Fd(int fd) noexcept : fd_(fd) {}
-    Fd(const Fd &) = delete;
-    Fd &operator=(const Fd &) = delete;
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const noexcept { return fd_; }
-    bool ok() const noexcept { return fd_ >= 0; }
-
-private:
-    int fd_;
-};
 
 template <typename T>
 std::optional<T> parse_number(std::string_view text, int base = 10) {

@@ -11,9 +11,34 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace turtlefinder::procfs {
+
+// Owns one fd; procfs code never leaks one, even on early returns.
+class Fd {
+public:
+    Fd() noexcept = default;
+    explicit Fd(int fd) noexcept : fd_(fd) {}
+    Fd(Fd &&other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd &operator=(Fd &&other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd &) = delete;
+    Fd &operator=(const Fd &) = delete;
+    ~Fd() { reset(); }
+    int get() const noexcept { return fd_; }
+    bool ok() const noexcept { return fd_ >= 0; }
+
+private:
+    void reset() noexcept;
+    int fd_ = -1;
+};
 
 struct Process {
     int pid = 0;
@@ -95,5 +120,45 @@ std::vector<UnixSocket> parse_net_unix(std::string_view content);
 // process inside the root can still swap a directory for a link before the
 // caller uses it.
 std::optional<std::string> resolve_in_root(const std::string &root_dir, std::string_view path);
+
+// How a path inside a process's root is resolved when it is opened.
+enum class Resolver {
+    // openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): the kernel keeps the
+    // walk inside the root, atomically. Kernels without openat2 (before 5.6,
+    // or a seccomp filter answering ENOSYS) get the walker instead.
+    kernel,
+    // resolve_in_root(), then one open of its result: a process inside the
+    // root can still swap a directory for a link between the two (tests, and
+    // the fallback above).
+    walker,
+};
+
+// A process's root directory (normally PROCFS/PID/root), opened once as an
+// O_PATH descriptor, so every path resolved in it starts at the same root
+// even if the process execs or changes root meanwhile.
+class Root {
+public:
+    explicit Root(std::string dir);
+    bool ok() const noexcept { return fd_.ok(); }
+    const std::string &dir() const noexcept { return dir_; }
+
+    // An O_PATH | O_CLOEXEC handle on what `path` (absolute, as seen inside
+    // the root) names, every symlink evaluated inside the root and a last
+    // component that is a symlink not followed (the handle is the link then).
+    // nullopt if anything in between is missing, a loop, or would leave the root.
+    std::optional<Fd> open(std::string_view path, Resolver how = Resolver::kernel) const;
+    // The same, for a unix socket file: nullopt unless the handle is one.
+    // connect() to "/proc/self/fd/N" of the handle reaches that very socket,
+    // whatever the process does to its file system afterwards.
+    std::optional<Fd> open_socket(std::string_view path, Resolver how = Resolver::kernel) const;
+    // Where a handle opened in this root lies, as dir() + its canonical path
+    // inside the root (what resolve_in_root() gives for the same file).
+    // nullopt if the kernel names it outside the root or as deleted.
+    std::optional<std::string> shown_path(const Fd &handle) const;
+
+private:
+    std::string dir_;
+    Fd fd_;
+};
 
 } // namespace turtlefinder::procfs

@@ -247,7 +247,11 @@ typedef struct tf_probe_request {
     int32_t pid;             /* engine process PID (host view) */
     const char *process_name;
     /* Candidate API paths: the process's listening unix sockets, each already
-     * resolved to a path the host can connect to (through /proc/PID/root). */
+     * resolved to a path the host can connect to (through /proc/PID/root).
+     * Connect to this path as given; do not rewrite it. It may name a handle
+     * the host holds on the socket ("/proc/self/fd/N"), valid while the engine
+     * lives; an engine reporting it as its api is shown under the socket's
+     * path. */
     uint32_t n_api_paths;
     const char *const *api_paths;
     int32_t timeout_ms;      /* per-candidate probe timeout and per-call default */

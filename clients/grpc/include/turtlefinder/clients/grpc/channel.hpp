@@ -37,6 +37,12 @@ private:
     std::shared_ptr<::grpc::Channel> channel_;
 };
 
+// The path an API socket has in its engine's mount namespace, for names and
+// ids only (connect to the path as given). The host hands plugins handles,
+// "/proc/self/fd/N", whose link text is that path; any other path is returned
+// as it is.
+std::string socket_name(const std::string &path);
+
 // Negative errno for a failed gRPC status (DEADLINE_EXCEEDED → -ETIMEDOUT,
 // UNAVAILABLE → -ECONNREFUSED, UNIMPLEMENTED → -ENOTSUP, CANCELLED → -ECANCELED,
 // NOT_FOUND → -ENOENT, anything else → -EPROTO).

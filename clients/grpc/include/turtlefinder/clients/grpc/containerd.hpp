@@ -43,7 +43,8 @@ std::unique_ptr<sdk::EngineClient> make_containerd_client(const sdk::ProbeReques
                                                           ContainerdOptions options);
 
 // A stable id for an engine without one of its own: "<UTS hostname of the
-// engine>:<API socket path inside the engine's mount namespace>". The hostname
+// engine>:<API socket path inside the engine's mount namespace>" (from a
+// "/proc/PID/root/..." path or a host handle, see socket_name()). The hostname
 // comes from the engine's UTS namespace (read in a short-lived thread that
 // joins it); reading /proc/PID/root/etc/hostname or .../proc/sys/kernel/hostname
 // would give a file that need not match, or our own UTS name.
