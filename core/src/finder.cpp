@@ -32,7 +32,8 @@ struct Finder::Impl {
         bool activated = false;
         bool in_root_pidns = false; // engine PIDs are ours as they are
         std::unique_ptr<watch::Watcher> watcher;
-        bool announced = false;
+        std::atomic<bool> announced{false};
+        std::shared_ptr<const Engine> told; // as subscribers last heard of it (under stream_mu)
     };
 
     Options options;
@@ -41,11 +42,17 @@ struct Finder::Impl {
     std::mutex discovery_mu;      // one discovery (scan, prune, probe, watch, query) at a time
     mutable std::shared_mutex mu; // guards `watched`
     std::vector<std::shared_ptr<Watched>> watched;
+    // The engines as the last query placed them: the ones its containers point at.
+    std::vector<std::shared_ptr<const Engine>> placed;
     discovery::Prober prober; // under discovery_mu
     query::Assembler assembler; // under discovery_mu
     std::atomic<std::uint64_t> discoveries{0};
 
-    std::mutex subscribers_mu;
+    // Every event is delivered under stream_mu, in one order for all
+    // subscribers; a subscription with the state takes it before its
+    // snapshot, so no event falls between the two. Lock order: discovery_mu,
+    // stream_mu, mu. Watcher threads take stream_mu holding nothing else.
+    std::mutex stream_mu;
     std::map<int, Callback> subscribers;
     int next_subscriber = 1;
 
@@ -78,21 +85,19 @@ struct Finder::Impl {
         ++discoveries;
         auto table = procfs::ProcessTable::scan(options.procfs_root);
         prune(table);
-        // Probes of new processes run in the background while activators are
-        // looked at; every new engine's first sync is then waited for — all of
-        // it within one online_wait. A probe still running at the deadline (an
-        // engine with many slow sockets) is collected by a later discovery
-        // rather than stalling this one.
-        const auto deadline = std::chrono::steady_clock::now() + options.online_wait;
+        // Probes and activations run side by side, each bounded by its own
+        // probe timeout (one that hangs is collected by a later discovery);
+        // then, within online_wait, the new engines' first syncs, which run
+        // side by side too.
         prober.start(table, watched_apis());
         std::vector<std::shared_ptr<Watched>> fresh;
-        prober.activate(table, deadline, [&](discovery::FoundEngine found) {
-            fresh.push_back(start_watch(std::move(found)));
-        });
-        for (auto &found : prober.collect(deadline)) fresh.push_back(start_watch(std::move(found)));
-        wait_online(fresh, deadline);
-        publish(std::move(fresh));
-        return query(table);
+        prober.collect([&](discovery::FoundEngine found) { fresh.push_back(start_watch(std::move(found))); });
+        wait_online(fresh, std::chrono::steady_clock::now() + options.online_wait);
+        publish(fresh);
+        auto result = query(table);
+        tell_placement();
+        for (auto &w : fresh) announce(*w);
+        return result;
     }
 
     // Drops the engines whose process is gone or whose watch ended.
@@ -117,7 +122,7 @@ struct Finder::Impl {
             const auto *p = table.find(w->process.pid);
             if (p != nullptr && p->starttime == w->process.starttime) prober.reprobe(w->process); // its socket went
             log().info("{} engine \"{}\" (PID {}) is gone", w->engine->type, w->engine->api, w->engine->pid);
-            if (w->announced) notify({EventKind::engine_lost, w->engine, {}});
+            if (w->announced) notify({EventKind::engine_lost, w->engine, {}, {}, false});
         }
     }
 
@@ -135,6 +140,8 @@ struct Finder::Impl {
         auto w = std::make_shared<Watched>();
         w->engine = std::make_shared<Engine>(found.engine->identity());
         w->engine->pid = found.process.pid;
+        w->engine->state = Engine::State::syncing;
+        w->engine->since = std::chrono::system_clock::now();
         w->process = found.process;
         w->pidns_pid = found.pidns_pid;
         w->api_inode = found.api_inode;
@@ -143,7 +150,8 @@ struct Finder::Impl {
         w->in_root_pidns = chain && chain->size() == 1;
         const procfs::ProcessKey key = found.process;
         std::weak_ptr<Watched> weak = w;
-        watch::WatcherOptions wo{options.relist_interval, options.backoff_min, options.backoff_max};
+        watch::WatcherOptions wo{options.relist_interval, options.backoff_min, options.backoff_max,
+                                 options.health_interval};
         w->watcher = std::make_unique<watch::Watcher>(
             std::move(found.engine), wo,
             [this, weak](EventKind kind, const plugins::ReportedContainer &raw) {
@@ -151,7 +159,10 @@ struct Finder::Impl {
             },
             // A watch through a socket nobody listens on any more ends too: its
             // engine re-bound (a new inode, never followed) and is probed again.
-            [this, key, socket = std::move(found.api_handle)] { return alive(key) && (!socket || socket->served()); });
+            [this, key, socket = std::move(found.api_handle)] { return alive(key) && (!socket || socket->served()); },
+            [this, weak](const watch::Health &health) {
+                if (auto self = weak.lock()) on_health(*self, health);
+            });
         return w;
     }
 
@@ -165,16 +176,51 @@ struct Finder::Impl {
         }
     }
 
-    // Adds the new engines to the watched ones, then announces them.
-    void publish(std::vector<std::shared_ptr<Watched>> fresh) {
+    // Adds the new engines to the watched ones (announced once placed).
+    void publish(const std::vector<std::shared_ptr<Watched>> &fresh) {
         if (fresh.empty()) return;
+        std::unique_lock lock(mu);
+        for (auto &w : fresh) watched.push_back(w);
+    }
+
+    // Tells subscribers of a new engine, placed, and of every container its
+    // view holds. A change the watcher makes meanwhile is either in that view
+    // or told after it (or both: applying it again changes nothing).
+    void announce(Watched &w) {
+        std::lock_guard stream(stream_mu);
+        w.announced = true;
+        std::shared_ptr<const Engine> engine;
         {
-            std::unique_lock lock(mu);
-            for (auto &w : fresh) watched.push_back(w);
+            std::shared_lock lock(mu);
+            engine = w.engine;
         }
-        for (auto &w : fresh) {
-            w->announced = true;
-            notify({EventKind::engine_found, w->engine, {}});
+        w.told = engine;
+        deliver({EventKind::engine_found, engine, {}, {}, false});
+        for (const auto &raw : *w.watcher->snapshot()) deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
+    }
+
+    // Tells subscribers of engines whose place (prefix, parent) the last
+    // query changed.
+    void tell_placement() {
+        std::vector<std::shared_ptr<Watched>> engines;
+        {
+            std::shared_lock lock(mu);
+            engines = watched;
+        }
+        auto same_engine = [](const std::shared_ptr<const Engine> &a, const std::shared_ptr<const Engine> &b) {
+            return (!a && !b) || (a && b && a->api == b->api && a->pid == b->pid && a->type == b->type);
+        };
+        std::lock_guard stream(stream_mu);
+        for (auto &w : engines) {
+            if (!w->announced || !w->told) continue;
+            std::shared_ptr<const Engine> now;
+            {
+                std::shared_lock lock(mu);
+                now = w->engine;
+            }
+            if (now->prefix == w->told->prefix && same_engine(now->parent, w->told->parent)) continue;
+            w->told = now;
+            deliver({EventKind::engine_changed, now, {}, {}, false});
         }
     }
 
@@ -196,18 +242,47 @@ struct Finder::Impl {
         {
             std::unique_lock lock(mu); // host_pids and engines are written
             assembler.update(table, inputs);
+            placed.clear();
+            for (auto &w : engines) placed.push_back(w->engine);
         }
         return query::Assembler::collect(inputs);
     }
 
+    // An engine's state changed: its published copy is replaced (the next
+    // query rebuilds its containers and re-points its children) and
+    // subscribers are told.
+    void on_health(Watched &w, const watch::Health &health) {
+        std::shared_ptr<const Engine> engine;
+        {
+            std::unique_lock lock(mu);
+            auto copy = std::make_shared<Engine>(*w.engine);
+            copy->state = health.state;
+            copy->error = health.error;
+            copy->since = health.since;
+            w.engine = copy;
+            engine = std::move(copy);
+        }
+        std::lock_guard stream(stream_mu);
+        if (!w.announced) return;
+        w.told = engine;
+        deliver({EventKind::engine_changed, engine, {}, {}, false});
+    }
+
     // A change a watcher saw, told to subscribers as a container of ours.
     void on_change(Watched &w, EventKind kind, const plugins::ReportedContainer &raw) {
-        bool any;
+        std::lock_guard stream(stream_mu);
+        if (subscribers.empty() || !w.announced) return; // not announced: announce() reads the view
+        std::shared_ptr<const Engine> engine;
         {
-            std::lock_guard lock(subscribers_mu);
-            any = !subscribers.empty();
+            std::shared_lock lock(mu);
+            engine = w.engine;
         }
-        if (!any) return;
+        deliver({kind, engine, container_of(w, raw), {}, false});
+    }
+
+    // A container as a caller sees it, outside a query: host PID from the
+    // last query, else translated now.
+    Container container_of(Watched &w, const plugins::ReportedContainer &raw) {
         int host_pid = 0;
         std::shared_ptr<const Engine> engine;
         {
@@ -224,23 +299,62 @@ struct Finder::Impl {
                 host_pid = translate.to_host(w.pidns_pid, raw.pid).value_or(0);
             }
         }
-        notify({kind, engine, query::to_container(engine, raw, host_pid)});
+        return query::to_container(engine, raw, host_pid);
     }
 
-    // Tells every subscriber; one that throws does not stop the others.
-    void notify(const Event &event) {
-        std::vector<Callback> targets;
-        {
-            std::lock_guard lock(subscribers_mu);
-            for (auto &[id, cb] : subscribers) targets.push_back(cb);
+    void notify(Event event) {
+        std::lock_guard stream(stream_mu);
+        deliver(std::move(event));
+    }
+
+    // Tells every subscriber (stream_mu held); one that throws does not stop
+    // the others.
+    void deliver(Event event) {
+        if (event.time == std::chrono::system_clock::time_point{}) event.time = std::chrono::system_clock::now();
+        for (auto &[id, cb] : subscribers) tell(cb, event);
+    }
+
+    static void tell(const Callback &cb, const Event &event) {
+        try {
+            cb(event);
+        } catch (const std::exception &e) {
+            log().warn("a subscriber threw: {}", e.what());
         }
-        for (auto &cb : targets) {
-            try {
-                cb(event);
-            } catch (const std::exception &e) {
-                log().warn("a subscriber threw: {}", e.what());
+    }
+
+    // The current state as initial events, then the subscription: atomic
+    // under stream_mu.
+    int subscribe(Callback callback, bool with_state) {
+        std::unique_lock<std::mutex> serial;
+        if (with_state) serial = std::unique_lock(discovery_mu); // no discovery moves engines meanwhile
+        std::lock_guard stream(stream_mu);
+        if (with_state) {
+            auto table = procfs::ProcessTable::scan(options.procfs_root);
+            auto containers = query(table);
+            std::vector<std::shared_ptr<Watched>> engines;
+            {
+                std::shared_lock lock(mu);
+                engines = watched;
+            }
+            const auto now = std::chrono::system_clock::now();
+            for (auto &w : engines) {
+                if (!w->announced) continue;
+                std::shared_ptr<const Engine> engine;
+                {
+                    std::shared_lock lock(mu);
+                    engine = w->engine;
+                }
+                w->told = engine;
+                tell(callback, {EventKind::engine_found, engine, {}, now, true});
+            }
+            for (auto &c : containers) {
+                auto engine = c.engine;
+                tell(callback, {EventKind::started, std::move(engine), std::move(c), now, true});
             }
         }
+        int id = next_subscriber++;
+        subscribers.emplace(id, std::move(callback));
+        return id;
     }
 
     // Whether the engine process still runs (not a reused PID, not a zombie).
@@ -257,15 +371,15 @@ std::vector<Container> Finder::containers() { return impl_->containers(); }
 
 std::vector<std::shared_ptr<const Engine>> Finder::engines() {
     std::shared_lock lock(impl_->mu);
-    std::vector<std::shared_ptr<const Engine>> out;
-    for (auto &w : impl_->watched) out.push_back(w->engine);
-    return out;
+    return impl_->placed;
 }
 
 std::size_t Finder::engine_count() {
     std::shared_lock lock(impl_->mu);
     return impl_->watched.size();
 }
+
+std::vector<turtlefinder::Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
 
 std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
 
@@ -278,15 +392,12 @@ Stats Finder::stats() const {
     return s;
 }
 
-int Finder::subscribe(Callback callback) {
-    std::lock_guard lock(impl_->subscribers_mu);
-    int id = impl_->next_subscriber++;
-    impl_->subscribers.emplace(id, std::move(callback));
-    return id;
+int Finder::subscribe(Callback callback, Replay replay) {
+    return impl_->subscribe(std::move(callback), replay == Replay::state);
 }
 
 void Finder::unsubscribe(int handle) {
-    std::lock_guard lock(impl_->subscribers_mu);
+    std::lock_guard lock(impl_->stream_mu);
     impl_->subscribers.erase(handle);
 }
 

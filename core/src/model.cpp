@@ -11,6 +11,16 @@ const char *to_string(EventKind kind) {
     case EventKind::exited: return "exited";
     case EventKind::paused: return "paused";
     case EventKind::unpaused: return "unpaused";
+    case EventKind::engine_changed: return "engine-changed";
+    }
+    return "unknown";
+}
+
+const char *to_string(Engine::State state) {
+    switch (state) {
+    case Engine::State::syncing: return "syncing";
+    case Engine::State::online: return "online";
+    case Engine::State::stale: return "stale";
     }
     return "unknown";
 }

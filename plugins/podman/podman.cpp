@@ -48,9 +48,10 @@ using namespace std::chrono_literals;
 // subscribes to its event source as soon as it handles the request.
 constexpr auto subscribe_grace = 250ms;
 // Podman answers /version and /info by running helper programs (conmon,
-// runc --version): about 1 s on a busy host. The probe avoids both (/_ping
-// tells all it needs); the engine's calls, which negotiate the API version
-// through /version once, get at least this much time.
+// runc --version, dpkg-query): seconds on a busy host. Neither the probe nor
+// the engine's calls use them (the client negotiates from /_ping alone);
+// the calls still get at least this much time, listing being podman's
+// slowest remaining answer on a loaded host.
 constexpr auto call_timeout_floor = std::chrono::milliseconds(5000);
 // The event connection waits for its (late) headers without a deadline of
 // its own; it ends when podman closes it (podman exiting) or on cancel().

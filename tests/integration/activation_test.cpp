@@ -15,7 +15,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "lab.hpp"
@@ -237,6 +240,74 @@ TEST_F(Activation, SystemdSocketActivateOnTheHostExecsPodmanInPlace) {
     leaks.check();
     // Unwatched, it idles out.
     EXPECT_TRUE(sa.process().wait(std::chrono::seconds(idle_seconds + 5)).has_value());
+}
+
+// online_wait bounds only the wait for first syncs: with 0, probing and
+// activation still run (bounded by probe_timeout) and the engines are found.
+TEST_F(Activation, ZeroOnlineWaitStillFindsAndActivates) {
+    auto &sd = start_systemd({.name = "tf-act-zero"});
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(options(0ms));
+        finder.containers();
+        auto podman = systemd_podman(finder);
+        ASSERT_TRUE(podman) << "the socket-activated podman is not watched after one discovery";
+        auto services = sd.podman_services();
+        ASSERT_EQ(services.size(), 1u);
+        EXPECT_EQ(podman->pid, services[0]);
+        bool docker = false;
+        for (auto &e : finder.engines()) docker = docker || e->type == "docker.com";
+        EXPECT_TRUE(docker) << "the lab's dockerd is not watched";
+    }
+    leaks.check();
+}
+
+// Podman runs helper programs (conmon --version, runc --version,
+// dpkg-query) to answer /version and /info: no discovery may cause them.
+// The podman service's children are watched while 20 one-shot discoveries
+// run back to back. (Podman checks conmon once as it starts: the service is
+// started first, by one discovery, and watched from then on.)
+TEST_F(Activation, DiscoveriesMakePodmanRunNoHelperPrograms) {
+    auto &sd = start_systemd({.name = "tf-act-helpers", .idle_seconds = 60});
+    {
+        tf::Finder warm(options());
+        warm.containers();
+        ASSERT_TRUE(systemd_podman(warm));
+    }
+    ASSERT_TRUE(tftest::eventually(
+        [&] {
+            for (pid_t service : sd.podman_services())
+                if (!lab::children_of(service).empty()) return false;
+            return !sd.podman_services().empty();
+        },
+        tftest::hang_guard))
+        << "podman's start-up helpers did not end";
+    std::atomic<bool> done{false};
+    std::mutex seen_mu;
+    std::set<std::string> seen; // comm of every child of a podman service
+    std::thread sampler([&] {
+        while (!done) {
+            for (pid_t service : sd.podman_services())
+                for (pid_t child : lab::children_of(service)) {
+                    std::lock_guard lock(seen_mu);
+                    seen.insert(lab::comm_of(child));
+                }
+            std::this_thread::sleep_for(2ms);
+        }
+    });
+    int found = 0;
+    for (int i = 0; i < 20; ++i) {
+        tf::Finder finder(options());
+        finder.containers();
+        found += systemd_podman(finder) != nullptr;
+    }
+    done = true;
+    sampler.join();
+    EXPECT_EQ(found, 20) << "podman was not found by every discovery";
+    std::lock_guard lock(seen_mu);
+    for (const char *helper : {"conmon", "runc", "dpkg-query", "crun"})
+        EXPECT_FALSE(seen.contains(helper)) << "a discovery made podman run " << helper;
+    for (auto &comm : seen) std::cout << "[ info ] a child of podman: " << comm << "\n";
 }
 
 // podman-docker: a standalone podman service on a docker.sock. The moby

@@ -6,6 +6,8 @@
 
 #include <turtlefinder/finder.hpp>
 
+#include <csignal>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -291,7 +293,24 @@ TEST_F(Faults, BadSocketsNeverStallDiscovery) {
             EXPECT_LT(took, tftest::hang_guard) << "a misbehaving socket hung the discovery";
             EXPECT_TRUE(engine_at(finder, "docker.com", dockerd_->socket())) << "real dockerd not reported";
             EXPECT_TRUE(engine_at(finder, "containerd.io", containerd_->socket())) << "real containerd not reported";
+            for (auto &e : finder.engines()) {
+                if (e->api.ends_with(dockerd_->socket()) || e->api.ends_with(containerd_->socket())) {
+                    EXPECT_EQ(e->state, tf::Engine::State::online) << e->api << ": " << e->error;
+                }
+            }
             for (auto &e : finder.engines()) EXPECT_EQ(fake_pids.count(e->pid), 0u) << e->api << " is a test double";
+            // Each double is named as a candidate that gave no engine, with its socket and a reason.
+            auto candidates = finder.candidates();
+            for (auto &f : fakes) {
+                auto c = std::find_if(candidates.begin(), candidates.end(),
+                                      [&](const tf::Candidate &c) { return c.pid == f->pid(); });
+                ASSERT_NE(c, candidates.end()) << f->socket() << " is not reported as a candidate";
+                EXPECT_FALSE(c->reason.empty()) << f->socket();
+                EXPECT_FALSE(c->plugin.empty());
+                EXPECT_TRUE(std::any_of(c->sockets.begin(), c->sockets.end(),
+                                        [&](const std::string &s) { return s.ends_with(f->socket()); }))
+                    << f->socket();
+            }
             // Repeated discoveries on the same Finder: the broken processes
             // were examined once; they must not cost anything again.
             // (Other engines may start on a shared host meanwhile: allow a few probes.)
@@ -308,6 +327,65 @@ TEST_F(Faults, BadSocketsNeverStallDiscovery) {
     leaks.check();
     // The doubles outlived everything and are still misbehaving, not crashed.
     for (auto &f : fakes) EXPECT_TRUE(lab::is_listening(f->pid(), f->socket())) << f->socket();
+}
+
+// --- 3b. an API that stops answering while its process lives -----------------
+
+// dockerd stopped with SIGSTOP: its event stream goes quiet, its process
+// lives. The engine turns stale with an error, its containers are still
+// listed, marked as a stale view; after SIGCONT it is online again.
+TEST_F(Faults, EngineWhoseApiStopsAnsweringIsStaleThenOnlineAgain) {
+    dockerd_ = std::make_unique<lab::Dockerd>(*lab_);
+    dockerd_->import_busybox();
+    auto id = dockerd_->run_container({"--name", "tf-stale"});
+    auto o = options();
+    o.disabled_plugins = {"containerd", "crio"}; // gRPC's process-wide fds would count as leaks
+    o.health_interval = 200ms;
+    o.probe_timeout = 500ms;
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(o);
+        auto all = finder.containers();
+        auto engine = engine_at(finder, "docker.com", dockerd_->socket());
+        ASSERT_TRUE(engine);
+        EXPECT_EQ(engine->state, tf::Engine::State::online);
+        ASSERT_EQ(view_of(all, "docker.com", dockerd_->socket()).count(id), 1u);
+
+        ASSERT_EQ(::kill(dockerd_->pid(), SIGSTOP), 0);
+        std::optional<tf::Container> seen;
+        bool stale = tftest::eventually(
+            [&] {
+                all = finder.containers();
+                auto e = engine_at(finder, "docker.com", dockerd_->socket());
+                if (!e || e->state != tf::Engine::State::stale) return false;
+                for (auto &c : all)
+                    if (c.id == id) seen = c;
+                return true;
+            },
+            tftest::hang_guard, 100ms);
+        ::kill(dockerd_->pid(), SIGCONT);
+        ASSERT_TRUE(stale) << "a stopped dockerd never turned stale";
+        auto e = engine_at(finder, "docker.com", dockerd_->socket());
+        EXPECT_FALSE(e->error.empty());
+        ASSERT_TRUE(seen) << "the stale engine's containers are no longer listed";
+        EXPECT_TRUE(seen->stale);
+        EXPECT_EQ(seen->engine, e);
+
+        bool online = tftest::eventually(
+            [&] {
+                all = finder.containers();
+                auto now = engine_at(finder, "docker.com", dockerd_->socket());
+                return now && now->state == tf::Engine::State::online;
+            },
+            tftest::hang_guard, 100ms);
+        ASSERT_TRUE(online) << "dockerd did not come back online after SIGCONT";
+        for (auto &c : all) {
+            if (c.id == id) {
+                EXPECT_FALSE(c.stale);
+            }
+        }
+    }
+    leaks.check();
 }
 
 // --- 4. a thousand lifecycles ------------------------------------------------

@@ -83,6 +83,8 @@ std::string find_program(std::string_view name);
 std::optional<std::string> which(std::string_view name);
 // comm of a host PID, empty when gone.
 std::string comm_of(pid_t pid);
+// The children of a host PID (of every thread of it); empty when gone.
+std::vector<pid_t> children_of(pid_t pid);
 
 struct SpawnOptions {
     std::vector<std::string> args;        // args[0]: program (absolute, or looked up on PATH)

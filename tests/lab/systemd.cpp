@@ -133,6 +133,17 @@ EngineContainerConfig engine_config(const Lab &lab, const DockerApi &api, const 
     return c;
 }
 
+
+char state_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(in, line);
+    auto close = line.rfind(')');
+    return close == std::string::npos || close + 2 >= line.size() ? '?' : line[close + 2];
+}
+
+} // namespace
+
 std::vector<pid_t> children_of(pid_t pid) {
     std::vector<pid_t> out;
     const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
@@ -147,16 +158,6 @@ std::vector<pid_t> children_of(pid_t pid) {
     }
     return out;
 }
-
-char state_of(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(in, line);
-    auto close = line.rfind(')');
-    return close == std::string::npos || close + 2 >= line.size() ? '?' : line[close + 2];
-}
-
-} // namespace
 
 // ---- SystemdContainer ----------------------------------------------------------
 

@@ -216,10 +216,14 @@ sigset_t termination_signals() {
 int run_watch(tf::Finder &finder, bool json) {
     sigset_t set = termination_signals();
     std::mutex out_mu;
-    int handle = finder.subscribe([&](const tf::Event &e) {
-        std::lock_guard lock(out_mu);
-        tf::cli::print_event(std::cout, e, json);
-    });
+    // The state as it is first (marked initial), then every change.
+    finder.containers();
+    int handle = finder.subscribe(
+        [&](const tf::Event &e) {
+            std::lock_guard lock(out_mu);
+            tf::cli::print_event(std::cout, e, json);
+        },
+        tf::Finder::Replay::state);
     // Discoveries find new and lost engines; watchers report container changes in between.
     while (true) {
         finder.containers();
@@ -281,10 +285,13 @@ int main(int argc, char **argv) {
             containers = finder.containers();
         }
         auto engines = finder.engines();
+        auto candidates = finder.candidates();
+        tf::cli::warn_not_online(std::cerr, engines);
+        tf::cli::warn_candidates(std::cerr, candidates);
         if (args.command == "engines")
-            tf::cli::print_engines(std::cout, engines, args.json);
+            tf::cli::print_engines(std::cout, engines, args.json, candidates);
         else if (args.json)
-            tf::cli::print_json(std::cout, engines, containers);
+            tf::cli::print_json(std::cout, engines, containers, candidates);
         else
             tf::cli::print_tree(std::cout, engines, containers, terminal_style());
         return 0;

@@ -2,6 +2,7 @@
 #include "output.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <map>
 
 #include <boost/json.hpp>
@@ -45,7 +46,24 @@ std::string printable(std::string_view in) {
     return out;
 }
 
+std::string utc_time(std::chrono::system_clock::time_point t) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    ::gmtime_r(&secs, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+}
+
 namespace {
+
+// "stale since 2026-…Z: error", "syncing", "online"
+std::string state_text(const Engine &e) {
+    if (e.state == Engine::State::online) return to_string(e.state);
+    std::string text = fmt::format("{} since {}", to_string(e.state), utc_time(e.since));
+    if (!e.error.empty()) text += ": " + printable(e.error);
+    return text;
+}
 
 std::string short_id(const std::string &id) {
     // "namespace/id" ids keep their namespace; hex ids are cut like docker ps does.
@@ -124,22 +142,26 @@ private:
     }
 
     void engine(const Engine *e, const std::string &indent, bool last) {
-        std::string head = fmt::format("{} {} {} PID {} {}", painter_.paint(printable(e->type), "1;36"),
+        std::string head = fmt::format("{} {} {} PID {} {} [{}]", painter_.paint(printable(e->type), "1;36"),
                                        printable(e->version), painter_.paint(printable(e->flavor), "2"), e->pid,
-                                       printable(e->api));
+                                       printable(e->api),
+                                       e->state == Engine::State::online ? painter_.paint("online", "32")
+                                                                         : painter_.paint(state_text(*e), "1;31"));
         line(indent, (indent.empty() ? "" : (last ? "└─ " : "├─ ")) + head);
         std::string child_indent = indent.empty() ? "" : indent + (last ? "   " : "│  ");
         auto it = by_engine_.find(e);
         std::vector<const Container *> list = it == by_engine_.end() ? std::vector<const Container *>{} : it->second;
         for (std::size_t i = 0; i < list.size(); ++i) container(e, list[i], child_indent, i + 1 == list.size());
-        if (list.empty()) line(child_indent, "   (no containers)");
+        if (list.empty())
+            line(child_indent, e->state == Engine::State::syncing ? "   (containers not listed yet)" : "   (no containers)");
     }
 
     void container(const Engine *e, const Container *c, const std::string &indent, bool last) {
         std::string state = c->paused ? painter_.paint("paused", "33") : painter_.paint("running", "32");
         std::string group = group_of(*c);
-        std::string text = fmt::format("{} {} PID {} {}{}", painter_.paint(printable(c->name), "1"),
+        std::string text = fmt::format("{} {} PID {} {}{}{}", painter_.paint(printable(c->name), "1"),
                                        short_id(printable(c->id)), c->pid, state,
+                                       c->stale ? painter_.paint(" (stale view)", "33") : "",
                                        group.empty() ? "" : "  " + printable(group));
         line(indent, (last ? "└─ " : "├─ ") + text);
         // engines that run inside this container
@@ -162,6 +184,12 @@ private:
     std::map<const Engine *, std::vector<const Container *>> by_engine_;
 };
 
+} // namespace
+
+std::string engine_key(const Engine &e);
+
+namespace {
+
 json::object engine_json(const Engine &e, const std::map<const Engine *, std::size_t> &index) {
     json::object o;
     o["id"] = valid_utf8(e.id);
@@ -174,6 +202,10 @@ json::object engine_json(const Engine &e, const std::map<const Engine *, std::si
     o["prefix"] = valid_utf8(e.prefix);
     auto p = e.parent ? index.find(e.parent.get()) : index.end();
     o["parent"] = p == index.end() ? json::value(nullptr) : json::value(p->second);
+    o["state"] = to_string(e.state);
+    o["error"] = valid_utf8(e.error);
+    o["since"] = utc_time(e.since);
+    o["key"] = valid_utf8(engine_key(e));
     return o;
 }
 
@@ -185,6 +217,7 @@ json::object container_json(const Container &c, const std::map<const Engine *, s
     o["flavor"] = valid_utf8(c.flavor);
     o["pid"] = c.pid;
     o["paused"] = c.paused;
+    o["stale"] = c.stale;
     auto e = index.find(c.engine.get());
     o["engine"] = e == index.end() ? json::value(nullptr) : json::value(e->second);
     o["prefix"] = valid_utf8(c.engine ? c.engine->prefix : "");
@@ -202,13 +235,58 @@ std::map<const Engine *, std::size_t> index_of(const std::vector<std::shared_ptr
 
 } // namespace
 
+void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const Engine>> &engines) {
+    for (const auto &e : engines) {
+        if (e->state == Engine::State::online) continue;
+        err << fmt::format("turtlefinder: warning: {} engine {} (PID {}{}) is {}{}\n", printable(e->type),
+                           printable(e->api), e->pid, e->prefix.empty() ? "" : ", in " + printable(e->prefix),
+                           state_text(*e),
+                           e->state == Engine::State::stale ? "; its containers are its last good view"
+                                                            : "; its containers are not listed yet");
+    }
+}
+
+void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
+    for (const auto &c : candidates) {
+        std::string sockets;
+        for (const auto &s : c.sockets) sockets += (sockets.empty() ? "" : ", ") + printable(s);
+        err << fmt::format("turtlefinder: warning: {} (PID {}) claimed by plugin \"{}\" gave no engine: {}{}\n",
+                           printable(c.process), c.pid, printable(c.plugin), printable(c.reason),
+                           sockets.empty() ? "" : " (sockets tried: " + sockets + ")");
+    }
+}
+
+namespace {
+
+json::array candidates_array(const std::vector<Candidate> &candidates) {
+    json::array out;
+    for (const auto &c : candidates) {
+        json::object o;
+        o["pid"] = c.pid;
+        o["process"] = valid_utf8(c.process);
+        o["plugin"] = valid_utf8(c.plugin);
+        json::array sockets;
+        for (const auto &s : c.sockets) sockets.push_back(json::value(valid_utf8(s)));
+        o["sockets"] = std::move(sockets);
+        o["reason"] = valid_utf8(c.reason);
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
+} // namespace
+
+std::string candidates_json(const std::vector<Candidate> &candidates) {
+    return json::serialize(candidates_array(candidates));
+}
+
 void print_tree(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
                 const std::vector<Container> &containers, const Style &style) {
     TreePrinter(out, engines, containers, style).print();
 }
 
 void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines,
-                const std::vector<Container> &containers) {
+                const std::vector<Container> &containers, const std::vector<Candidate> &candidates) {
     auto index = index_of(engines);
     json::object doc;
     doc["schema"] = json_schema;
@@ -217,10 +295,12 @@ void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engin
     for (const auto &c : containers) cs.push_back(container_json(c, index));
     doc["engines"] = std::move(es);
     doc["containers"] = std::move(cs);
+    doc["candidates"] = candidates_array(candidates);
     out << json::serialize(doc) << '\n';
 }
 
-void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json) {
+void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json,
+                   const std::vector<Candidate> &candidates) {
     auto index = index_of(engines);
     if (json) {
         json::object doc;
@@ -228,40 +308,61 @@ void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const En
         json::array es;
         for (const auto &e : engines) es.push_back(engine_json(*e, index));
         doc["engines"] = std::move(es);
+        doc["candidates"] = candidates_array(candidates);
         out << json::serialize(doc) << '\n';
         return;
     }
+    for (const auto &c : candidates)
+        out << fmt::format("no engine\t{}\tPID {}\tplugin {}\t{}\n", printable(c.process), c.pid, printable(c.plugin),
+                           printable(c.reason));
     if (engines.empty()) out << "no container engines found\n";
     for (const auto &e : engines)
-        out << fmt::format("{}\t{}\t{}\tPID {}\t{}\t{}\n", printable(e->type), printable(e->version),
+        out << fmt::format("{}\t{}\t{}\tPID {}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),
                            printable(e->flavor), e->pid, printable(e->api),
-                           e->prefix.empty() ? "(host)" : "in " + printable(e->prefix));
+                           e->prefix.empty() ? "(host)" : "in " + printable(e->prefix), state_text(*e));
 }
 
+std::string engine_key(const Engine &e) { return fmt::format("{}:{}:{}", e.pid, e.type, e.api); }
+
 void print_event(std::ostream &out, const Event &event, bool json) {
+    const bool engine_event = event.kind == EventKind::engine_found || event.kind == EventKind::engine_lost ||
+                              event.kind == EventKind::engine_changed;
     if (json) {
+        // A stream has no engine array to index into: engines are named by key.
         json::object o;
         o["schema"] = json_schema;
         o["event"] = to_string(event.kind);
+        o["time"] = utc_time(event.time);
+        o["initial"] = event.initial;
         if (event.engine) {
-            std::map<const Engine *, std::size_t> none;
-            o["engine"] = engine_json(*event.engine, none);
+            auto e = engine_json(*event.engine, {});
+            e["key"] = valid_utf8(engine_key(*event.engine));
+            e["parent"] = event.engine->parent ? json::value(valid_utf8(engine_key(*event.engine->parent)))
+                                               : json::value(nullptr);
+            o["engine"] = std::move(e);
         }
-        if (event.kind != EventKind::engine_found && event.kind != EventKind::engine_lost)
-            o["container"] = container_json(event.container, {});
+        if (!engine_event) {
+            auto c = container_json(event.container, {});
+            c["engine"] = event.container.engine ? json::value(valid_utf8(engine_key(*event.container.engine)))
+                                                 : json::value(nullptr);
+            o["container"] = std::move(c);
+        }
         out << json::serialize(o) << std::endl;
         return;
     }
-    if (event.kind == EventKind::engine_found || event.kind == EventKind::engine_lost) {
-        out << fmt::format("{} {} {} PID {}", to_string(event.kind), printable(event.engine->type),
-                           printable(event.engine->api), event.engine->pid)
+    std::string head = utc_time(event.time) + (event.initial ? " initial " : " ") + to_string(event.kind);
+    if (engine_event) {
+        const Engine &e = *event.engine;
+        out << fmt::format("{} {} {} PID {} {} [{}]", head, printable(e.type), printable(e.api), e.pid,
+                           e.prefix.empty() ? "(host)" : "in " + printable(e.prefix), state_text(e))
             << std::endl;
         return;
     }
     const auto &c = event.container;
-    out << fmt::format("{} {} {} PID {} on {} {}", to_string(event.kind), printable(c.name), short_id(printable(c.id)),
-                       c.pid, event.engine ? printable(event.engine->type) : "?",
-                       event.engine ? printable(event.engine->api) : "")
+    out << fmt::format("{} {} {} PID {}{} on {} {}{}", head, printable(c.name), short_id(printable(c.id)), c.pid,
+                       c.paused ? " paused" : "", event.engine ? printable(event.engine->type) : "?",
+                       event.engine ? printable(event.engine->api) : "",
+                       event.engine && !event.engine->prefix.empty() ? " in " + printable(event.engine->prefix) : "")
         << std::endl;
 }
 

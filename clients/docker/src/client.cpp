@@ -282,12 +282,23 @@ Ping Client::ping() {
     return p;
 }
 
+// "Docker/20.10.24+dfsg1 (linux)", "Libpod/4.3.1 (linux)" → the version.
+std::string product_version(std::string_view server) {
+    auto slash = server.find('/');
+    if (slash == std::string_view::npos) return {};
+    auto rest = server.substr(slash + 1);
+    return std::string(rest.substr(0, rest.find(' ')));
+}
+
 VersionInfo Client::negotiate() {
+    // /_ping alone: /version costs more (podman runs helper programs for it)
+    // and says nothing more the client needs. An engine whose minimum is
+    // above max_api_version refuses the first versioned call with its reason.
     Ping p = ping();
-    VersionInfo v = decode_version(get_json("/version", false));
-    if (v.min_api_version > max_api_version)
-        throw Error(-EPROTO, "engine needs API >= " + v.min_api_version.str() + ", this client speaks up to " +
-                                 max_api_version.str());
+    VersionInfo v;
+    v.api_version = *p.api_version;
+    v.min_api_version = v.api_version;
+    v.version = product_version(p.server);
     ApiVersion use = std::min(v.api_version, max_api_version);
     std::lock_guard lock(impl_->version_mu);
     impl_->version = use;

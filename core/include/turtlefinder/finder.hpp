@@ -13,6 +13,17 @@
 
 namespace turtlefinder {
 
+// A process a detector claimed whose sockets gave no engine (yet): it is
+// probed again after a growing delay, and listed here until it gives an
+// engine or is gone.
+struct Candidate {
+    int pid = 0;
+    std::string process;              // its name (comm)
+    std::string plugin;               // the detector that claimed it
+    std::vector<std::string> sockets; // the listening sockets tried, as reachable from here
+    std::string reason;               // why no engine came of them
+};
+
 struct PluginStatus {
     std::string file;
     std::string name;        // empty when refused before the descriptor was read
@@ -44,18 +55,30 @@ public:
     // their first sync), and returns every alive container of every engine.
     // Safe to call from several threads at once.
     std::vector<Container> containers();
-    // The engines currently watched (after the last discovery).
+    // The engines as the last discovery placed them: the very objects its
+    // containers point at, with their state as of that discovery.
     std::vector<std::shared_ptr<const Engine>> engines();
     std::size_t engine_count();
     // Loaded and refused plugins.
     std::vector<PluginStatus> plugins() const;
     Stats stats() const;
+    // Processes a detector claimed whose sockets gave no engine, as of the
+    // last discovery.
+    std::vector<Candidate> candidates() const;
 
-    // Live changes, delivered from the Finder's threads (engine found/lost is
-    // reported by discoveries, i.e. containers() calls). Returns a handle:
+    // Live changes, delivered from the Finder's threads one at a time, in one
+    // order for all subscribers (engine found/lost are found by discoveries,
+    // i.e. containers() calls). With Replay::state the subscription starts
+    // with the state as the last discovery shows it — engine_found for each
+    // engine, started for each container, all marked `initial` — handed over
+    // within subscribe() and atomically with the subscription: no change falls
+    // between them (one may be told again that the state already shows;
+    // applying it again changes nothing). Replaying the events from there on
+    // rebuilds what containers() and engines() show. Returns a handle:
     // unsubscribe with it. The callback must not call back into the Finder.
     using Callback = std::function<void(const Event &)>;
-    int subscribe(Callback callback);
+    enum class Replay { none, state };
+    int subscribe(Callback callback, Replay replay = Replay::none);
     void unsubscribe(int handle);
 
 private:

@@ -2,6 +2,7 @@
 // The data a Finder hands to host applications: engines and their containers.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,7 +29,19 @@ struct Engine {
     std::string plugin;  // plugin that created the client
     std::string prefix;  // enclosing container names, outermost first; "" on the host
     std::shared_ptr<const Engine> parent; // engine whose container holds this one; null on the host
+
+    // How far its containers can be trusted.
+    enum class State {
+        syncing, // found; its first list has not completed yet (containers: none yet)
+        online,  // its view is current
+        stale,   // its API fails while its process lives: containers are its last good view
+    };
+    State state = State::syncing;
+    std::string error;                           // last error of its API; "" when none since it was online
+    std::chrono::system_clock::time_point since; // when it entered `state`
 };
+
+TF_PUBLIC const char *to_string(Engine::State state);
 
 // One alive (running or paused) container.
 struct Container {
@@ -38,6 +51,7 @@ struct Container {
     std::string flavor; // engine flavor
     int pid = 0;        // init process, in the Finder's PID namespace; 0 when unknown
     bool paused = false;
+    bool stale = false; // from the last good view of a stale engine (see Engine::State)
     Labels labels;
     std::shared_ptr<const Engine> engine;
 };
@@ -53,12 +67,17 @@ struct Group {
 // borrow from `containers`.
 TF_PUBLIC std::vector<Group> group(const std::vector<Container> &containers);
 
-enum class EventKind { engine_found, engine_lost, started, exited, paused, unpaused };
+// engine_changed: the engine's state, error or place (prefix, parent)
+// changed; the event's engine is the engine as it now is. engine_lost: the
+// engine and all its containers are gone.
+enum class EventKind { engine_found, engine_lost, started, exited, paused, unpaused, engine_changed };
 
 struct Event {
     EventKind kind;
-    std::shared_ptr<const Engine> engine;
+    std::shared_ptr<const Engine> engine; // placed (prefix, parent) and with its state
     Container container; // empty for engine events; for exited, what was last known
+    std::chrono::system_clock::time_point time; // when the Finder told it
+    bool initial = false; // part of the state handed over at subscription (Finder::Replay::state)
 };
 
 TF_PUBLIC const char *to_string(EventKind kind);

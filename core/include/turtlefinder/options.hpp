@@ -28,14 +28,22 @@ struct Options {
     // Finder::plugins() as "<builtin:NAME>". A plugin file named like one of
     // them (NAME.so) is skipped. Each descriptor must outlive the Finder.
     std::vector<const tf_plugin_descriptor *> builtin_plugins;
-    // Maximum engine queries run in parallel, shared by concurrent calls.
+    // Accepted for compatibility: probes and activations run side by side,
+    // each bounded by probe_timeout, so one that hangs delays no other.
     unsigned workers = 4;
-    // How long a discovery waits for a new engine's first sync.
+    // How long a discovery waits for new engines' first sync; only that:
+    // probing and activation are bounded by probe_timeout. 0: engines are
+    // found (and activated) but their first sync is not waited for.
     std::chrono::milliseconds online_wait{2000};
-    // Per-socket probe timeout and per-call timeout of engine clients.
+    // Per-socket probe timeout, bound of each step of a socket activation
+    // (connect, service start, probe) and per-call timeout of engine clients.
     std::chrono::milliseconds probe_timeout{1000};
     // Relist period for engines without an event stream.
     std::chrono::milliseconds relist_interval{1000};
+    // How often an engine whose event stream stands is asked for a list, so
+    // that one whose API stops answering while its process lives (a quiet
+    // stream says nothing) is marked stale.
+    std::chrono::milliseconds health_interval{5000};
     // Backoff after a failed watch: doubles from min up to max.
     std::chrono::milliseconds backoff_min{100};
     std::chrono::milliseconds backoff_max{5000};

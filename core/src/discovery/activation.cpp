@@ -66,17 +66,60 @@ std::vector<int> children_of(const std::string &root, int pid) {
 
 } // namespace
 
+std::optional<ActivatedService> run_activation(const std::string &root, const ActivationJob &job,
+                                               std::chrono::milliseconds timeout) {
+    const auto &socket = job.socket.socket;
+    if (!poke(*job.socket.handle, std::chrono::steady_clock::now() + timeout)) {
+        log().info("cannot activate \"{}\" held by {} (PID {})", socket.path, job.activator_name, job.activator_pid);
+        return std::nullopt;
+    }
+    // Find the service: a claimed name holding the very same socket.
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        std::vector<int> candidates = children_of(root, job.activator_pid);
+        candidates.push_back(job.activator_pid); // exec'd in place (systemd-socket-activate)
+        for (int c : candidates) {
+            auto p = procfs::read_process(root, c);
+            if (!p || p->state == 'Z' || !job.plugin->is_service(p->name)) continue;
+            auto held = procfs::socket_inodes(root, c);
+            if (std::binary_search(held.begin(), held.end(), socket.inode)) {
+                log().debug("activated \"{}\": service {} (PID {})", socket.path, p->name, p->pid);
+                return ActivatedService{std::move(*p), job.activator_pid, job.socket, job.plugin};
+            }
+        }
+        if (std::chrono::steady_clock::now() >= deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    log().info("activated \"{}\" held by {} (PID {}), but no service process took it within {} ms", socket.path,
+               job.activator_name, job.activator_pid, timeout.count());
+    return std::nullopt;
+}
+
+bool Activation::Activator::retry_due() const {
+    return std::any_of(fruitless.begin(), fruitless.end(), [](const auto &f) { return f.second.due(); });
+}
+
 void Activation::forget(std::uint64_t socket_inode) {
     for (auto &[pid, a] : activators_)
         if (a.handled.erase(socket_inode) > 0) a.dirty = true;
 }
 
-std::vector<ActivatedService> Activation::activate(const procfs::ProcessTable &table,
-                                                   const plugins::Registry &registry,
-                                                   const std::set<std::uint64_t> &watched,
-                                                   std::chrono::steady_clock::time_point deadline) {
+void Activation::finished(const ActivationJob &job, bool found_engine) {
+    auto it = activators_.find(job.activator_pid);
+    if (it == activators_.end()) return; // the activator is gone
+    auto &a = it->second;
+    if (found_engine) {
+        a.fruitless.erase(job.socket.socket.inode);
+        return;
+    }
+    a.handled.erase(job.socket.socket.inode);
+    a.fruitless[job.socket.socket.inode].failed();
+}
+
+std::vector<ActivationJob> Activation::due(const procfs::ProcessTable &table, const plugins::Registry &registry,
+                                           const std::set<std::uint64_t> &watched) {
     const std::string &root = table.root();
-    std::vector<ActivatedService> found;
+    std::vector<ActivationJob> jobs;
     std::erase_if(activators_, [&](const auto &entry) {
         const auto *p = table.find(entry.first);
         return p == nullptr || p->starttime != entry.second.starttime;
@@ -90,56 +133,29 @@ std::vector<ActivatedService> Activation::activate(const procfs::ProcessTable &t
         auto [it, inserted] = activators_.try_emplace(pid);
         Activator &a = it->second;
         if (inserted) a.starttime = process.starttime;
-        if (!inserted && a.fd_hash == hash && !a.dirty) continue; // nothing changed: stay cheap
-        if (a.fd_hash != hash) a.handled.clear();
+        // Nothing changed and nothing to retry: stay cheap.
+        if (!inserted && a.fd_hash == hash && !a.dirty && !a.retry_due()) continue;
+        if (a.fd_hash != hash) {
+            a.handled.clear();
+            a.fruitless.clear();
+        }
         a.fd_hash = hash;
         a.dirty = false;
         ++socket_reads_;
         log().debug("reading the sockets of activator {} (PID {})", process.name, pid);
 
-        for (const auto &candidate : listening_sockets_of(root, pid)) {
+        for (auto &candidate : listening_sockets_of(root, pid)) {
             const ApiSocket &socket = candidate.socket;
             if (watched.contains(socket.inode) || a.handled.contains(socket.inode)) continue;
+            auto f = a.fruitless.find(socket.inode);
+            if (f != a.fruitless.end() && !f->second.due()) continue;
             auto plugin = registry.activated_engine_for_socket(socket.path);
             if (!plugin) continue;
-            if (std::chrono::steady_clock::now() >= deadline) {
-                // An earlier socket used up this discovery's time: this one has
-                // not been tried, so it is not given up on either.
-                a.dirty = true;
-                break;
-            }
             a.handled.insert(socket.inode);
-            if (!poke(*candidate.handle, deadline)) {
-                log().info("cannot activate \"{}\" held by {} (PID {})", socket.path, process.name, pid);
-                continue;
-            }
-            // Find the service: a claimed name holding the very same socket.
-            std::optional<procfs::Process> service;
-            while (!service) {
-                std::vector<int> candidates = children_of(root, pid);
-                candidates.push_back(pid); // exec'd in place (systemd-socket-activate)
-                for (int c : candidates) {
-                    auto p = procfs::read_process(root, c);
-                    if (!p || p->state == 'Z' || !plugin->is_service(p->name)) continue;
-                    auto held = procfs::socket_inodes(root, c);
-                    if (std::binary_search(held.begin(), held.end(), socket.inode)) {
-                        service = std::move(p);
-                        break;
-                    }
-                }
-                if (service || std::chrono::steady_clock::now() >= deadline) break;
-                std::this_thread::sleep_for(std::chrono::milliseconds(10));
-            }
-            if (!service) {
-                log().info("activated \"{}\" held by {} (PID {}), but no service process took it in time",
-                           socket.path, process.name, pid);
-                continue;
-            }
-            log().debug("activated \"{}\": service {} (PID {})", socket.path, service->name, service->pid);
-            found.push_back({std::move(*service), pid, candidate, std::move(plugin)});
+            jobs.push_back({pid, process.name, candidate, std::move(plugin), f != a.fruitless.end()});
         }
     }
-    return found;
+    return jobs;
 }
 
 } // namespace turtlefinder::discovery

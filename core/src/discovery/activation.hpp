@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "discovery/discovery.hpp"
+#include "discovery/retry.hpp"
 #include "plugins/registry.hpp"
 #include "procfs/procfs.hpp"
 
@@ -24,18 +26,35 @@ struct ActivatedService {
     std::shared_ptr<const plugins::Plugin> plugin;
 };
 
+// One socket to activate: chosen by Activation::due(), run on any thread.
+struct ActivationJob {
+    int activator_pid = 0;
+    std::string activator_name;
+    Candidate socket; // the socket and its handle
+    std::shared_ptr<const plugins::Plugin> plugin;
+    bool retry = false; // an earlier activation of this socket gave no engine
+};
+
+// Connects to the job's socket (which starts the service) and finds the
+// service process: the claimed name, a child of the activator (or the
+// activator itself, exec'd in place), holding that socket. Each step is
+// bounded by `timeout`; nullopt (and an info line) when no service came.
+// [any-thread]
+std::optional<ActivatedService> run_activation(const std::string &procfs_root, const ActivationJob &job,
+                                               std::chrono::milliseconds timeout);
+
 class Activation {
 public:
     // For each activator process in `table` whose socket fd set changed since
-    // last time: every listening socket whose path ends in a claimed suffix and
-    // whose inode is not in `watched` is activated (a connect through the
-    // activator's root), and its service process located: the claimed name, a
-    // child of the activator (or the activator itself, exec'd in place),
-    // holding that socket. Gives up on a socket at `deadline`; such a socket is
-    // retried only once the activator's sockets change, or after forget().
-    std::vector<ActivatedService> activate(const procfs::ProcessTable &table, const plugins::Registry &registry,
-                                           const std::set<std::uint64_t> &watched,
-                                           std::chrono::steady_clock::time_point deadline);
+    // last time, or that holds a socket due for a retry: every listening
+    // socket whose path ends in a claimed suffix, whose inode is not in
+    // `watched` and that is not being activated or activated already. The
+    // sockets returned count as being activated until finished().
+    std::vector<ActivationJob> due(const procfs::ProcessTable &table, const plugins::Registry &registry,
+                                   const std::set<std::uint64_t> &watched);
+    // A job ended: with an engine, its socket stays handled until forget();
+    // without, it is tried again after a growing delay (see Retry).
+    void finished(const ActivationJob &job, bool found_engine);
     // The engine behind this socket is gone: activate it again next time.
     void forget(std::uint64_t socket_inode);
     // How often an activator's listening sockets were read (after a change).
@@ -45,8 +64,10 @@ private:
     struct Activator {
         std::uint64_t starttime = 0;
         std::size_t fd_hash = 0;
-        std::set<std::uint64_t> handled; // sockets activated or given up on
+        std::set<std::uint64_t> handled;          // sockets being activated or activated
+        std::map<std::uint64_t, Retry> fruitless; // sockets whose activation gave no engine
         bool dirty = true;
+        bool retry_due() const;
     };
     std::map<int, Activator> activators_;
     std::uint64_t socket_reads_ = 0;

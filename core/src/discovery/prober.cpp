@@ -8,7 +8,7 @@
 namespace turtlefinder::discovery {
 
 Prober::Prober(const plugins::Registry &registry, const Options &options)
-    : registry_(registry), options_(options), slots_(options.workers) {}
+    : registry_(registry), options_(options) {}
 
 Prober::~Prober() {
     for (auto &p : pending_) p.result.wait();
@@ -20,6 +20,15 @@ void Prober::prune(const procfs::ProcessTable &table) {
         return p == nullptr || p->starttime != k.starttime;
     });
     std::erase_if(fruitless_, [&](const auto &entry) { return !probed_.contains(entry.first); });
+    std::lock_guard lock(candidates_mu_);
+    std::erase_if(candidates_, [&](const auto &entry) { return !probed_.contains(entry.first); });
+}
+
+std::vector<turtlefinder::Candidate> Prober::candidates() const {
+    std::lock_guard lock(candidates_mu_);
+    std::vector<turtlefinder::Candidate> out;
+    for (const auto &[key, c] : candidates_) out.push_back(c);
+    return out;
 }
 
 void Prober::forget_activation(std::uint64_t socket_inode) { activation_.forget(socket_inode); }
@@ -29,85 +38,138 @@ void Prober::reprobe(const procfs::ProcessKey &process) {
     fruitless_.erase(process);
 }
 
+// Every candidate gets its own thread, so none waits behind another that
+// hangs; each is bounded by probe_timeout per socket (and per step of an
+// activation), which also bounds how long a discovery waits for it.
 void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
     watched_ = std::move(watched);
-    for (const auto &[pid, p] : table.processes()) {
-        auto plugin = registry_.detector_for(p.name);
-        if (!plugin) continue;
-        procfs::ProcessKey key{pid, p.starttime};
-        bool retry = !probed_.insert(key).second;
-        if (retry) {
-            auto due = fruitless_.find(key);
-            if (due == fruitless_.end() || std::chrono::steady_clock::now() < due->second.next) continue;
-        }
-        pending_.push_back({key, plugin, retry, std::async(std::launch::async, [this, process = p, plugin] {
-                                auto sockets = listening_sockets_of(options_.procfs_root, process.pid);
-                                return probe(process, plugin, false, sockets);
-                            })});
-    }
-}
+    const auto now = std::chrono::steady_clock::now();
 
-void Prober::activate(const procfs::ProcessTable &table, std::chrono::steady_clock::time_point deadline,
-                      const std::function<void(FoundEngine)> &found_engine) {
     std::set<std::uint64_t> watched_inodes; // sockets some engine already talks to
     for (const auto &[inode, type] : watched_)
         if (inode != 0) watched_inodes.insert(inode);
     auto reads_before = activation_.socket_reads();
-    for (auto &service : activation_.activate(table, registry_, watched_inodes, deadline)) {
-        procfs::ProcessKey key{service.service.pid, service.service.starttime};
-        // The service may also be claimed by a detector (a podman that runs
-        // on its own): it is examined here, not probed again.
-        probed_.insert(key);
-        if (watched_inodes.contains(service.socket.socket.inode)) continue;
-        for (auto &found : probe(service.service, service.plugin, true, {service.socket})) {
-            found.api_inode = service.socket.socket.inode;
-            found.api_handle = service.socket.handle;
-            found.pidns_pid = service.activator_pid;
-            found.activated = true;
-            const Engine &e = found.engine->identity();
-            log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"", e.type,
-                       e.api, e.version, key.pid, service.activator_pid, service.plugin->name());
-            watched_inodes.insert(service.socket.socket.inode);
-            watched_.emplace(service.socket.socket.inode, e.type);
-            found_engine(std::move(found));
-        }
-        ++activations_;
-    }
+    auto jobs = activation_.due(table, registry_, watched_inodes);
     activator_socket_reads_ += activation_.socket_reads() - reads_before;
+    std::set<std::uint64_t> activating; // a service holding one of these is examined by its activation
+    for (const auto &job : jobs) activating.insert(job.socket.socket.inode);
+
+    for (const auto &[pid, p] : table.processes()) {
+        auto plugin = registry_.detector_for(p.name);
+        if (!plugin) continue;
+        procfs::ProcessKey key{pid, p.starttime};
+        auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
+        if (std::any_of(sockets.begin(), sockets.end(), [&](const Candidate &s) { return activating.contains(s.socket.inode); }))
+            continue;
+        bool retry = !probed_.insert(key).second;
+        if (retry) {
+            auto due = fruitless_.find(key);
+            if (due == fruitless_.end() || !due->second.due()) continue;
+        }
+        auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
+        auto candidate = std::make_shared<turtlefinder::Candidate>();
+        candidate->pid = pid;
+        candidate->process = p.name;
+        candidate->plugin = plugin->name();
+        for (const auto &s : sockets) candidate->sockets.push_back(s.socket.reachable);
+        pending_.push_back({key, plugin, retry, until, std::nullopt,
+                            std::async(std::launch::async,
+                                       [this, process = p, plugin, sockets = std::move(sockets), candidate] {
+                                           return probe(process, plugin, false, sockets, candidate.get());
+                                       }),
+                            candidate});
+    }
+
+    for (auto &job : jobs) {
+        const auto *activator = table.find(job.activator_pid);
+        procfs::ProcessKey key{job.activator_pid, activator != nullptr ? activator->starttime : 0};
+        // Connect, find the service, probe it: three steps of probe_timeout.
+        auto until = now + options_.probe_timeout * 4;
+        auto plugin = job.plugin;
+        bool retry = job.retry;
+        auto run = [this, job, root = table.root()] { return activate(job, root); };
+        pending_.push_back({key, std::move(plugin), retry, until, std::move(job), std::async(std::launch::async, run)});
+    }
 }
 
-std::vector<FoundEngine> Prober::collect(std::chrono::steady_clock::time_point deadline) {
-    std::vector<FoundEngine> fresh;
-    for (auto it = pending_.begin(); it != pending_.end();) {
-        auto until = it->retry ? std::chrono::steady_clock::now() : deadline;
-        if (it->result.wait_until(until) != std::future_status::ready) {
-            log().debug("probing PID {} with plugin \"{}\" outlasts this discovery", it->process.pid,
-                        it->plugin->name());
-            ++it;
-            continue;
-        }
-        auto found_engines = it->result.get();
-        schedule_retry(it->process, !found_engines.empty());
-        for (auto &found : found_engines) {
-            if (!claim_api(found)) continue; // e.g. a service this discovery activated, also claimed by a detector
-            const Engine &e = found.engine->identity();
-            log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"", e.type, e.api, e.version,
-                       it->process.pid, it->plugin->name());
-            fresh.push_back(std::move(found));
-        }
-        it = pending_.erase(it);
+std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::string &procfs_root) {
+    std::vector<FoundEngine> found;
+    auto service = run_activation(procfs_root, job, options_.probe_timeout);
+    if (!service) return found;
+    ++activations_;
+    for (auto &f : probe(service->service, service->plugin, true, {service->socket})) {
+        f.api_inode = service->socket.socket.inode;
+        f.api_handle = service->socket.handle;
+        f.pidns_pid = service->activator_pid;
+        f.activated = true;
+        found.push_back(std::move(f));
     }
-    return fresh;
+    return found;
+}
+
+void Prober::collect(const std::function<void(FoundEngine)> &found) {
+    while (true) {
+        std::erase_if(pending_, [&](Pending &p) {
+            if (p.result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+            harvest(p, found);
+            return true;
+        });
+        // Waited for: first tries within their bound.
+        const auto now = std::chrono::steady_clock::now();
+        auto waited = std::find_if(pending_.begin(), pending_.end(),
+                                   [&](const Pending &p) { return !p.retry && now < p.until; });
+        if (waited == pending_.end()) break;
+        waited->result.wait_until(std::min(waited->until, now + std::chrono::milliseconds(10)));
+    }
+    for (const auto &p : pending_) {
+        if (p.retry) continue;
+        log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
+                    p.activation ? "activating a socket of" : "probing", p.process.pid, p.plugin->name());
+        if (!p.candidate) continue;
+        turtlefinder::Candidate c; // the probe thread may still write `reason`: copy the rest only
+        c.pid = p.candidate->pid;
+        c.process = p.candidate->process;
+        c.plugin = p.candidate->plugin;
+        c.sockets = p.candidate->sockets;
+        c.reason = fmt::format("timeout: no answer within {} ms per socket", options_.probe_timeout.count());
+        std::lock_guard lock(candidates_mu_);
+        candidates_.try_emplace(p.process, std::move(c));
+    }
+}
+
+void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &found) {
+    auto found_engines = pending.result.get();
+    if (pending.activation) {
+        activation_.finished(*pending.activation, !found_engines.empty());
+        // A service that also runs on its own terms (claimed by a detector)
+        // is examined here, not probed again.
+        for (const auto &f : found_engines) probed_.insert(f.process);
+    } else {
+        schedule_retry(pending.process, !found_engines.empty());
+        std::lock_guard lock(candidates_mu_);
+        if (found_engines.empty() && pending.candidate)
+            candidates_[pending.process] = *pending.candidate;
+        else
+            candidates_.erase(pending.process);
+    }
+    for (auto &f : found_engines) {
+        if (!claim_api(f)) continue; // e.g. a service this discovery activated, also claimed by a detector
+        const Engine &e = f.engine->identity();
+        if (f.activated)
+            log().info("found {} engine \"{}\" version {} (PID {}) activated by PID {} via plugin \"{}\"", e.type,
+                       e.api, e.version, f.process.pid, pending.process.pid, pending.plugin->name());
+        else
+            log().info("found {} engine \"{}\" version {} (PID {}) via plugin \"{}\"", e.type, e.api, e.version,
+                       pending.process.pid, pending.plugin->name());
+        found(std::move(f));
+    }
 }
 
 void Prober::schedule_retry(const procfs::ProcessKey &process, bool found_any) {
-    if (found_any) {
+    if (found_any)
         fruitless_.erase(process);
-        return;
-    }
-    auto &retry = fruitless_[process];
-    retry.delay = std::min(retry.delay == std::chrono::milliseconds(0) ? first_retry : retry.delay * 2, max_retry);
-    retry.next = std::chrono::steady_clock::now() + retry.delay;
+    else
+        fruitless_[process].failed();
 }
 
 bool Prober::claim_api(const FoundEngine &found) {
@@ -118,7 +180,7 @@ bool Prober::claim_api(const FoundEngine &found) {
 
 std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
                                        const std::shared_ptr<const plugins::Plugin> &plugin, bool activated,
-                                       const std::vector<Candidate> &sockets) {
+                                       const std::vector<Candidate> &sockets, turtlefinder::Candidate *candidate) {
     ++probes_;
     plugins::ProbeInput input;
     input.pid = process.pid;
@@ -129,16 +191,14 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     input.timeout = options_.probe_timeout;
     if (auto it = options_.plugin_settings.find(plugin->name()); it != options_.plugin_settings.end())
         input.settings = it->second;
-    slots_.acquire();
     auto outcome = activated ? plugin->probe_activated(input) : plugin->probe(input);
-    slots_.release();
     std::vector<FoundEngine> found;
     for (auto &e : outcome.engines) {
         FoundEngine f;
-        f.process = {process.pid, process.starttime};
-        f.pidns_pid = process.pid;
         hand_over_handle(*e, sockets, f);
         f.engine = std::move(e);
+        f.process = {process.pid, process.starttime};
+        f.pidns_pid = process.pid;
         found.push_back(std::move(f));
     }
     if (!outcome.result.ok())
@@ -147,6 +207,14 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     else if (found.empty())
         log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
                     process.pid, input.api_paths.size());
+    if (candidate != nullptr && found.empty()) {
+        if (sockets.empty())
+            candidate->reason = "no listening unix socket";
+        else if (!outcome.result.ok())
+            candidate->reason = outcome.result.message;
+        else
+            candidate->reason = "no socket answered as this engine (timeout, refused or not this protocol)";
+    }
     return found;
 }
 

@@ -11,16 +11,19 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <turtlefinder/finder.hpp>
 #include <turtlefinder/options.hpp>
 
 #include "discovery/activation.hpp"
 #include "discovery/discovery.hpp"
-#include "discovery/slots.hpp"
+#include "discovery/retry.hpp"
 #include "plugins/engine_handle.hpp"
 #include "plugins/registry.hpp"
 #include "procfs/procfs.hpp"
@@ -59,19 +62,23 @@ public:
     // went away): probe the process again, afresh.
     void reprobe(const procfs::ProcessKey &process);
 
-    // Starts probing, in the background, every process of `table` a detector
-    // claims that was not probed yet, or whose probe found nothing and is due
-    // for a retry. Engines found at an API in `watched` are duplicates.
+    // Starts, in the background and side by side: a probe of every process
+    // of `table` a detector claims that was not probed yet, or whose probe
+    // found nothing and is due for a retry; and the activation (then probe)
+    // of every socket an activator holds for an engine not watched yet.
+    // Engines found at an API in `watched` are duplicates.
     void start(const procfs::ProcessTable &table, WatchedApis watched);
-    // Activates the sockets activators hold for engines not watched yet and
-    // probes the services that start; gives up at `deadline`. Each engine
-    // goes to `found` at once, before the next socket is activated: an
-    // activated service exits when idle, so it is watched without delay.
-    void activate(const procfs::ProcessTable &table, std::chrono::steady_clock::time_point deadline,
-                  const std::function<void(FoundEngine)> &found);
-    // The new engines of the probes that end by `deadline` (a retry is never
-    // waited for); a probe still running is collected by a later call.
-    std::vector<FoundEngine> collect(std::chrono::steady_clock::time_point deadline);
+    // Hands each new engine of the probes and activations started so far to
+    // `found` as soon as its probe ends (an activated service exits when
+    // idle, so it is watched without delay). A first try is waited for until
+    // its own bound (derived from probe_timeout), a retry not at all; what
+    // still runs is collected by a later call, so a candidate that hangs
+    // costs only its own result.
+    void collect(const std::function<void(FoundEngine)> &found);
+
+    // Processes whose probe gave no engine (or outlasted its bound), until
+    // they give one or are gone. [any-thread]
+    std::vector<turtlefinder::Candidate> candidates() const;
 
     std::uint64_t probes() const { return probes_; }
     std::uint64_t activations() const { return activations_; }
@@ -79,36 +86,37 @@ public:
 
 private:
     struct Pending {
-        procfs::ProcessKey process;
+        procfs::ProcessKey process; // the process probed; for an activation, the activator
         std::shared_ptr<const plugins::Plugin> plugin;
-        bool retry; // of a process that had no engine before: never waited for
+        bool retry; // of something that gave no engine before: never waited for
+        std::chrono::steady_clock::time_point until; // a first try is waited for until then
+        std::optional<ActivationJob> activation;
         std::future<std::vector<FoundEngine>> result;
+        std::shared_ptr<turtlefinder::Candidate> candidate; // filled by the probe (detector probes only)
     };
-    // Processes whose probe found no engine are probed again after a growing
-    // delay: an engine caught while starting (no socket yet, or not answering
-    // yet) must not be ignored for the Finder's lifetime.
-    struct Retry {
-        std::chrono::steady_clock::time_point next;
-        std::chrono::milliseconds delay{0};
-    };
-    static constexpr std::chrono::milliseconds first_retry{2000}, max_retry{60000};
 
     // Probes one process's sockets with the plugin claiming it (any thread).
     std::vector<FoundEngine> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
-                                   bool activated, const std::vector<Candidate> &sockets);
+                                   bool activated, const std::vector<Candidate> &sockets,
+                                   turtlefinder::Candidate *candidate = nullptr);
     // Gives `engine` the handle of the socket it reports as its api (kept
     // open while it lives, and shown as the path the user knows).
     static void hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,
                                  FoundEngine &found);
+    // Activates one socket and probes the service that starts (any thread).
+    std::vector<FoundEngine> activate(const ActivationJob &job, const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
+    // Takes the result of a pending that ended.
+    void harvest(Pending &pending, const std::function<void(FoundEngine)> &found);
     // False (and a debug line) when an engine at that API is watched already.
     bool claim_api(const FoundEngine &found);
 
     const plugins::Registry &registry_;
     const Options &options_;
-    Slots slots_;
     std::set<procfs::ProcessKey> probed_; // processes already examined by a plugin
     std::map<procfs::ProcessKey, Retry> fruitless_;
+    mutable std::mutex candidates_mu_;
+    std::map<procfs::ProcessKey, turtlefinder::Candidate> candidates_; // under candidates_mu_
     std::vector<Pending> pending_;
     Activation activation_;
     WatchedApis watched_; // of the current discovery, with what it found so far

@@ -96,6 +96,7 @@ Container to_container(const std::shared_ptr<const Engine> &engine, const plugin
     c.flavor = engine->flavor;
     c.pid = host_pid;
     c.paused = raw.paused;
+    c.stale = engine->state == Engine::State::stale;
     c.labels = raw.labels;
     c.labels[prefix_label] = engine->prefix;
     c.engine = engine;
@@ -110,6 +111,9 @@ void Assembler::update(const procfs::ProcessTable &table, const std::vector<Inpu
     for (std::size_t e = 0; e < n; ++e) {
         const auto &in = engines[e];
         if (!replace && placed_[e] != in.state) replace = true;
+        // Replaced since the last query (its state changed): its children
+        // must point at the new copy.
+        if (in.state->memo.engine && in.state->memo.engine != in.state->engine) replace = true;
         bool moved = false;
         if (still_valid(table, in, moved)) {
             // The same view with the same PIDs: keep the new snapshot, whose

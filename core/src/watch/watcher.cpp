@@ -21,17 +21,82 @@ std::string describe(const plugins::EngineHandle &engine) {
 } // namespace
 
 Watcher::Watcher(std::shared_ptr<plugins::EngineHandle> engine, WatcherOptions options,
-                 ChangeListener on_change, std::function<bool()> alive)
+                 ChangeListener on_change, std::function<bool()> alive, HealthListener on_health)
     : engine_(std::move(engine)), options_(options), on_change_(std::move(on_change)),
-      alive_(std::move(alive)), snapshot_(std::make_shared<const Snapshot>()) {
+      alive_(std::move(alive)), on_health_(std::move(on_health)), snapshot_(std::make_shared<const Snapshot>()) {
     thread_ = std::thread([this] { run(); });
+    heartbeat_ = std::thread([this] { heartbeat(); });
 }
 
 Watcher::~Watcher() {
-    stopping_ = true;
+    {
+        std::lock_guard lock(mu_); // pairs with the sleepers' predicate check
+        stopping_ = true;
+    }
     engine_->cancel();
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+Health Watcher::health() const {
+    std::lock_guard lock(mu_);
+    return health_;
+}
+
+void Watcher::set_health(Engine::State state, const std::string &error) {
+    std::lock_guard order(health_mu_);
+    Health now;
+    {
+        std::lock_guard lock(mu_);
+        if (health_.state == state && health_.error == error) return;
+        if (health_.state != state) health_.since = std::chrono::system_clock::now();
+        health_.state = state;
+        health_.error = error;
+        now = health_;
+    }
+    if (state != Engine::State::online)
+        log().info("{} is {}: {}", describe(*engine_), to_string(state), error);
+    else
+        log().debug("{} is online", describe(*engine_));
+    if (on_health_) on_health_(now);
+}
+
+void Watcher::answered(bool by_heartbeat) {
+    Engine::State state;
+    {
+        std::lock_guard lock(mu_);
+        state = health_.state;
+        if (by_heartbeat && !(state == Engine::State::stale && stale_by_heartbeat_)) return;
+        stale_by_heartbeat_ = false;
+    }
+    set_health(Engine::State::online, "");
+}
+
+void Watcher::failed(const std::string &error, bool by_heartbeat) {
+    if (stopping_) return;
+    Engine::State state;
+    {
+        std::lock_guard lock(mu_);
+        state = health_.state == Engine::State::syncing ? Engine::State::syncing : Engine::State::stale;
+        if (state == Engine::State::stale && health_.state == Engine::State::online) stale_by_heartbeat_ = by_heartbeat;
+        else if (!by_heartbeat) stale_by_heartbeat_ = false;
+    }
+    set_health(state, error);
+}
+
+void Watcher::heartbeat() {
+    while (sleep_for(options_.health_interval)) {
+        // A polled engine is listed anyway; before the first sync there is no
+        // view to call stale.
+        if (polling_ || !ready_) continue;
+        auto rc = engine_->list([](plugins::ReportedContainer &&) {});
+        if (stopping_) break;
+        if (rc.ok())
+            answered(true);
+        else
+            failed(rc.message, true);
+    }
 }
 
 bool Watcher::wait_ready(std::chrono::milliseconds timeout) const {
@@ -72,8 +137,8 @@ bool Watcher::sync() {
     });
     if (!rc.ok()) {
         if (!stopping_) {
-            last_error_ = rc.message;
             log().debug("listing {} failed: {}", describe(*engine_), rc.message);
+            failed(rc.message, false);
         }
         return false;
     }
@@ -97,6 +162,7 @@ bool Watcher::sync() {
         publish_locked();
     }
     ++syncs_;
+    answered(false);
     if (on_change_ && ready_)
         for (const auto &[kind, c] : changes) on_change_(kind, *c);
     mark_ready();
@@ -179,6 +245,7 @@ void Watcher::run() {
             }
         } else {
             if (synced) backoff = options_.backoff_min; // the stream worked for a while
+            else failed(rc.message, false);            // no subscription: the API fails
             log().debug("watch of {} ended: {}", describe(*engine_), rc.message);
         }
         if (!alive_ || !alive_()) {

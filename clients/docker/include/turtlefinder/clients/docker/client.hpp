@@ -6,9 +6,10 @@
 //   then runs until it fails, the callback stops it, or cancel().
 // - Idle keep-alive connections are reused; a reused connection the engine
 //   closed meanwhile is retried once on a fresh one.
-// - The API version is negotiated, never pinned: GET /_ping (unversioned),
-//   then GET /version, then min(engine's ApiVersion, max_api_version).
-//   Versioned calls are prefixed with "/v1.NN" once negotiated.
+// - The API version is negotiated, never pinned, in one round trip: GET
+//   /_ping (unversioned) gives the engine's API-Version; min(that,
+//   max_api_version) is used. Never /version: podman runs helper programs
+//   to answer it. Versioned calls are prefixed with "/v1.NN" once negotiated.
 // - Answers are capped (Options::max_body, max_event): an engine that sends
 //   endless or oversized data gives Error(-EPROTO), never a hang.
 // - Thread safety: every member may be called from any thread concurrently;
@@ -54,9 +55,12 @@ struct Response {
 struct Ping {
     std::optional<ApiVersion> api_version; // "API-Version" header
     std::string libpod_api_version;         // "Libpod-Api-Version" header: podman when set
-    std::string server;                     // "Server" header
+    std::string server;                     // "Server" header: "Docker/20.10.24+dfsg1 (linux)", "Libpod/4.3.1 (linux)"
     bool is_podman() const { return !libpod_api_version.empty(); }
 };
+
+// The version in a Server header ("Docker/20.10.24+dfsg1 (linux)" → "20.10.24+dfsg1"); "" if none.
+std::string product_version(std::string_view server);
 
 class Client {
 public:
@@ -69,8 +73,9 @@ public:
 
     // GET /_ping; throws -EPROTO unless it answers 200 with an API-Version header.
     Ping ping();
-    // ping() + GET /version, then fixes the API version used by versioned calls.
-    // Throws -EPROTO when the engine's MinAPIVersion is above max_api_version.
+    // ping(), then fixes the API version used by versioned calls. The result
+    // has api_version (= min_api_version: /_ping tells no minimum) and the
+    // product version from the Server header ("Docker/20.10.24 (linux)").
     VersionInfo negotiate();
     // The negotiated version; nullopt before negotiate() succeeded.
     std::optional<ApiVersion> api_version() const;
