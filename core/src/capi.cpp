@@ -187,7 +187,8 @@ int tfc_finder_new(const tfc_options *options, tfc_finder **out, tfc_error *err)
     tfc_options o{};
     if (options != nullptr) {
         if (options->struct_size < options_v1_size)
-            return fail(err, -EINVAL, "tfc_finder_new: options.struct_size %u is too small (set it to sizeof(tfc_options))",
+            return fail(err, -EINVAL,
+                        "tfc_finder_new: options.struct_size %u is too small (set it to sizeof(tfc_options))",
                         options->struct_size);
         std::memcpy(&o, options, std::min<std::size_t>(options->struct_size, sizeof o));
     }
@@ -321,8 +322,7 @@ int tfc_unsubscribe(tfc_finder *finder, int handle, tfc_error *err) {
     {
         std::lock_guard lock(finder->mutex);
         auto it = finder->subscriptions.find(handle);
-        if (it == finder->subscriptions.end())
-            return fail(err, -ENOENT, "tfc_unsubscribe: no subscription %d", handle);
+        if (it == finder->subscriptions.end()) return fail(err, -ENOENT, "tfc_unsubscribe: no subscription %d", handle);
         sub = std::move(it->second);
         finder->subscriptions.erase(it);
     }

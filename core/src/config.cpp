@@ -161,9 +161,8 @@ void check_syntax(const std::string &path, const std::string &text) {
         }
     }
     const std::string &dup = parser.handler().duplicate;
-    throw std::runtime_error(dup.empty()
-                                 ? fmt::format("{}:{}:{}: not valid JSON: {}", path, line, column, ec.message())
-                                 : fmt::format("{}:{}:{}: duplicate key \"{}\"", path, line, column, dup));
+    throw std::runtime_error(dup.empty() ? fmt::format("{}:{}:{}: not valid JSON: {}", path, line, column, ec.message())
+                                         : fmt::format("{}:{}:{}: duplicate key \"{}\"", path, line, column, dup));
 }
 
 const std::vector<std::string> log_levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
@@ -216,7 +215,8 @@ FileSettings load_config(const std::string &path, Options &options) {
                 std::string pkey = key + "." + std::string(plugin);
                 if (!kv.is_object()) r.fail(pkey, "expected an object of string settings");
                 for (const auto &[sk, sv] : kv.get_object())
-                    o.plugin_settings[std::string(plugin)][std::string(sk)] = r.string(pkey + "." + std::string(sk), sv);
+                    o.plugin_settings[std::string(plugin)][std::string(sk)] =
+                        r.string(pkey + "." + std::string(sk), sv);
             }
         } else {
             r.fail(key, "unknown key (known: plugin_dirs, disabled_plugins, workers, online_wait_ms, "

@@ -39,7 +39,7 @@ struct Finder::Impl {
     Options options;
     plugins::Registry registry;
 
-    std::mutex discovery_mu;      // one discovery (scan, prune, probe, watch, query) at a time
+    std::mutex discovery_mu; // one discovery (scan, prune, probe, watch, query) at a time
     mutable std::shared_mutex mu; // guards `watched`
     std::vector<std::shared_ptr<Watched>> watched;
     // The engines as the last query placed them: the ones its containers point at.
@@ -170,7 +170,8 @@ struct Finder::Impl {
     void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh,
                      std::chrono::steady_clock::time_point deadline) {
         for (auto &w : fresh) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (!w->watcher->wait_ready(std::max(left, std::chrono::milliseconds(0))))
                 log().debug("{} engine \"{}\" not synced within online wait", w->engine->type, w->engine->api);
         }
@@ -196,7 +197,8 @@ struct Finder::Impl {
         }
         w.told = engine;
         deliver({EventKind::engine_found, engine, {}, {}, false});
-        for (const auto &raw : *w.watcher->snapshot()) deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
+        for (const auto &raw : *w.watcher->snapshot())
+            deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
     }
 
     // Tells subscribers of engines whose place (prefix, parent) the last

@@ -43,7 +43,8 @@ public:
         }
         std::lock_guard delivering(delivery_); // one record at a time; see set_callback
         try {
-            (*callback)(LogRecord{public_level(msg.level), {msg.logger_name.data(), msg.logger_name.size()},
+            (*callback)(LogRecord{public_level(msg.level),
+                                  {msg.logger_name.data(), msg.logger_name.size()},
                                   {msg.payload.data(), msg.payload.size()}});
         } catch (...) {
             // A host's failing callback must not break the line of code that logged.
@@ -68,7 +69,7 @@ public:
 
 private:
     spdlog::sinks::stderr_color_sink_mt stderr_;
-    std::mutex mutex_;    // guards callback_
+    std::mutex mutex_; // guards callback_
     std::mutex delivery_; // held while the callback runs
     std::shared_ptr<const LogCallback> callback_;
 };

@@ -8,14 +8,13 @@
 int main() {
     turtlefinder::Options options;
     options.online_wait = std::chrono::seconds(3); // wait for engines' first sync
-    turtlefinder::Finder finder(options);          // loads the installed plugins
+    turtlefinder::Finder finder(options); // loads the installed plugins
     for (const auto &p : finder.plugins())
         std::cout << "plugin " << (p.loaded ? p.name : "REFUSED " + p.reason) << " " << p.file << '\n';
 
     for (const auto &c : finder.containers()) {
-        const auto &prefix = c.engine->prefix;     // "" on the host, "outer/inner" nested
-        std::cout << (prefix.empty() ? "" : prefix + "/") << c.name
-                  << " pid=" << c.pid << (c.paused ? " paused" : "")
+        const auto &prefix = c.engine->prefix; // "" on the host, "outer/inner" nested
+        std::cout << (prefix.empty() ? "" : prefix + "/") << c.name << " pid=" << c.pid << (c.paused ? " paused" : "")
                   << " engine=" << c.engine->type << " " << c.engine->api << '\n';
     }
     for (const auto &e : finder.engines())

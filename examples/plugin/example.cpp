@@ -95,7 +95,8 @@ private:
 
 class ExampledClient final : public EngineClient {
 public:
-    ExampledClient(EngineInfo info, std::chrono::milliseconds timeout) : EngineClient(std::move(info)), timeout_(timeout) {}
+    ExampledClient(EngineInfo info, std::chrono::milliseconds timeout)
+        : EngineClient(std::move(info)), timeout_(timeout) {}
 
     void list(const std::function<bool(const Container &)> &emit) override {
         Exchange x(info().api, timeout_, cancelled_);
@@ -141,8 +142,8 @@ struct ExamplePlugin {
                 std::string answer = x.line();
                 if (answer.rfind("EXAMPLED ", 0) != 0) continue; // some other protocol: not our API
                 engines.push_back(std::make_unique<ExampledClient>(
-                    EngineInfo{"example.org/exampled", "example.org/exampled", "exampled@" + path,
-                               answer.substr(9), path, request.pid},
+                    EngineInfo{"example.org/exampled", "example.org/exampled", "exampled@" + path, answer.substr(9),
+                               path, request.pid},
                     request.timeout));
             } catch (const Error &e) {
                 log(TF_LOG_DEBUG, path + ": " + e.what());

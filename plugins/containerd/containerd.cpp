@@ -37,8 +37,7 @@ struct Plugin {
                 continue;
             }
             engines.push_back(gc::make_containerd_client(request, {path, *version, skip}));
-            if (auto cri = gc::probe_cri_engine(request, path, "containerd.io"))
-                engines.push_back(std::move(cri));
+            if (auto cri = gc::probe_cri_engine(request, path, "containerd.io")) engines.push_back(std::move(cri));
             break; // one API socket per engine process
         }
         return engines;

@@ -18,7 +18,6 @@ namespace tfplugin::moby {
 namespace docker = turtlefinder::clients::docker;
 namespace sdk = turtlefinder::sdk;
 
-
 struct Plugin {
     static constexpr const char *name = "moby";
     static constexpr const char *version = "0.1.0";

@@ -66,7 +66,8 @@ struct QueuedEvent {
 class Engine final : public sdk::EngineClient {
 public:
     Engine(sdk::EngineInfo info, docker::Options options)
-        : sdk::EngineClient(info), options_(options),
+        : sdk::EngineClient(info),
+          options_(options),
           calls_(docker::make_docker_engine(std::move(options), std::move(info))) {}
 
     ~Engine() override { cancel(); }

@@ -46,8 +46,8 @@ private:
 inline std::string install(const std::string &from, const TempDir &dir, const std::string &name) {
     std::string to = dir / name;
     fs::copy_file(from, to, fs::copy_options::overwrite_existing);
-    fs::permissions(to, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                            fs::perms::others_read | fs::perms::others_exec);
+    fs::permissions(to, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                            fs::perms::others_exec);
     return to;
 }
 
@@ -83,7 +83,8 @@ public:
         std::size_t n = 0;
         for (const auto &l : lines()) {
             if (l.level != level) continue;
-            if (std::all_of(parts.begin(), parts.end(), [&](const auto &p) { return l.text.find(p) != std::string::npos; }))
+            if (std::all_of(parts.begin(), parts.end(),
+                            [&](const auto &p) { return l.text.find(p) != std::string::npos; }))
                 ++n;
         }
         return n;

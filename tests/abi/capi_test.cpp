@@ -148,7 +148,8 @@ TEST(CApi, MisuseIsAnErrorNotACrash) {
     EXPECT_EQ(tfc_finder_snapshot(f, nullptr, &err), -EINVAL);
     EXPECT_EQ(tfc_subscribe(f, nullptr, nullptr, &err), -EINVAL);
     EXPECT_EQ(tfc_unsubscribe(f, 12345, &err), -ENOENT);
-    int handle = tfc_subscribe(f, [](void *, const tfc_event *) {}, nullptr, &err);
+    int handle = tfc_subscribe(
+        f, [](void *, const tfc_event *) {}, nullptr, &err);
     ASSERT_GT(handle, 0) << err.message;
     EXPECT_EQ(tfc_unsubscribe(f, handle, &err), 0);
     EXPECT_EQ(tfc_unsubscribe(f, handle, &err), -ENOENT);

@@ -127,9 +127,9 @@ TEST(ExamplePlugin, BuildsOutOfTreeAndFindsExampled) {
     TempDir dir;
     // The SDK as installed (headers and pkg-config files), staged in `dir`.
     std::string output;
-    int rc = run({"meson", "install", "-C", build_root, "--destdir", dir / "root", "--no-rebuild", "--quiet",
-                  "--tags", "devel"},
-                 output);
+    int rc = run(
+        {"meson", "install", "-C", build_root, "--destdir", dir / "root", "--no-rebuild", "--quiet", "--tags", "devel"},
+        output);
     ASSERT_EQ(rc, 0) << output;
     std::string pc_dir;
     for (const auto &e : std::filesystem::recursive_directory_iterator(dir / "root"))
@@ -177,8 +177,8 @@ TEST(ExamplePlugin, BuildsOutOfTreeAndFindsExampled) {
         EXPECT_EQ(got[0].id, "alpha");
         EXPECT_EQ(got[0].pid, 11);
         EXPECT_EQ(got[1].name, "db");
-        EngineHandle::WatchHandler h{[] { return true; },
-                                     [](turtlefinder::EventKind, const std::string &, const ReportedContainer *) { return true; }};
+        EngineHandle::WatchHandler h{[] { return true; }, [](turtlefinder::EventKind, const std::string &,
+                                                             const ReportedContainer *) { return true; }};
         EXPECT_EQ(e.watch(h).code, -ENOTSUP);
     }
     guard.check();

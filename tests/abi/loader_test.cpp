@@ -151,9 +151,8 @@ TEST(Loader, CEngineCopiedDefensively) {
     EXPECT_TRUE(e.inspect("gone", one, found).ok());
     EXPECT_FALSE(found);
 
-    EngineHandle::WatchHandler h{[] { return true; }, [](EventKind, const std::string &, const ReportedContainer *) {
-                                     return true;
-                                 }};
+    EngineHandle::WatchHandler h{[] { return true; },
+                                 [](EventKind, const std::string &, const ReportedContainer *) { return true; }};
     auto w = e.watch(h);
     EXPECT_EQ(w.code, -ENOTSUP);
     EXPECT_EQ(w.message, "the C fixture engine has no event stream");
@@ -268,9 +267,8 @@ TEST(Loader, HostStopsWatchByReturningFalse) {
     auto out = p->probe(in);
     ASSERT_EQ(out.engines.size(), 1u);
     int events = 0;
-    EngineHandle::WatchHandler h{[] { return true; }, [&](EventKind, const std::string &, const ReportedContainer *) {
-                                     return ++events < 2;
-                                 }};
+    EngineHandle::WatchHandler h{
+        [] { return true; }, [&](EventKind, const std::string &, const ReportedContainer *) { return ++events < 2; }};
     auto result = out.engines[0]->watch(h);
     EXPECT_EQ(result.code, -ECANCELED);
     EXPECT_EQ(events, 2);
@@ -308,7 +306,8 @@ TEST(Loader, BrokenPluginsRefusedOthersLoad) {
         {TF_BROKEN_NO_ENTRY, "broken-no-entry.so", "no tf_plugin_entry symbol"},
         {TF_BROKEN_ABI_MAJOR, "broken-abi-major.so", "ABI major version differs: plugin 2.0, host 1.0"},
         {TF_BROKEN_ABI_MINOR, "broken-abi-minor.so", "ABI minor version too new: plugin 1.1, host 1.0"},
-        {TF_BROKEN_INIT_FAILS, "broken-init-fails.so", "init failed: -13 (Permission denied): fixture refuses to start"},
+        {TF_BROKEN_INIT_FAILS, "broken-init-fails.so",
+         "init failed: -13 (Permission denied): fixture refuses to start"},
         {TF_BROKEN_DUPLICATE, "zz-duplicate.so", "name \"fixture-c\" already taken by \"" + (dir / "good-c.so") + "\""},
         {TF_BROKEN_TOO_SMALL, "broken-too-small.so", "entry struct too small: 56 bytes, at least 64 expected"},
         {TF_BROKEN_NO_CAPABILITY, "broken-no-capability.so", "offers no capability"},
@@ -341,13 +340,20 @@ TEST(Loader, BrokenPluginsRefusedOthersLoad) {
 
 TEST(Loader, InMemoryDescriptorsAreCheckedToo) {
     static const char *const names[] = {"mem-eng"};
-    static const tf_engine_detector detector{sizeof(tf_engine_detector), 1, names,
-                                             [](const tf_probe_request *, const tf_engine_sink *, tf_error *) { return 0; }};
+    static const tf_engine_detector detector{
+        sizeof(tf_engine_detector), 1, names,
+        [](const tf_probe_request *, const tf_engine_sink *, tf_error *) { return 0; }};
     auto get = [](const char *id) -> const void * {
         return std::string_view(id) == TF_EXT_ENGINE_DETECTOR ? &detector : nullptr;
     };
-    tf_plugin_descriptor good{{TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, 0}, sizeof(tf_plugin_descriptor),
-                              "in-memory", "1", "test", nullptr, nullptr, get};
+    tf_plugin_descriptor good{{TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, 0},
+                              sizeof(tf_plugin_descriptor),
+                              "in-memory",
+                              "1",
+                              "test",
+                              nullptr,
+                              nullptr,
+                              get};
     Registry r;
     EXPECT_TRUE(r.add(&good, ""));
     EXPECT_EQ(r.plugins().back()->file(), "<builtin:in-memory>");
@@ -506,7 +512,10 @@ TEST(Loader, NoLeaksAfterManyLoadsAndUnloads) {
     abitest::install(TF_BROKEN_INIT_FAILS, dir, "init-fails.so");
     abitest::install(TF_BROKEN_NO_ENTRY, dir, "no-entry.so");
     // Warm-up: the first load maps libraries and creates loggers once for good.
-    { Registry r; r.load_directories({dir.path().string()}); }
+    {
+        Registry r;
+        r.load_directories({dir.path().string()});
+    }
     tftest::LeakGuard guard;
     for (int i = 0; i < 50; ++i) {
         Registry r;
@@ -518,8 +527,8 @@ TEST(Loader, NoLeaksAfterManyLoadsAndUnloads) {
         auto out = p->probe(in);
         ASSERT_EQ(out.engines.size(), 2u);
         std::thread t([&] {
-            EngineHandle::WatchHandler h{[] { return true; },
-                                         [](EventKind, const std::string &, const ReportedContainer *) { return true; }};
+            EngineHandle::WatchHandler h{
+                [] { return true; }, [](EventKind, const std::string &, const ReportedContainer *) { return true; }};
             out.engines[0]->watch(h);
         });
         out.engines[0]->cancel();
@@ -533,8 +542,10 @@ TEST(DefaultPluginDirs, EnvironmentFirstThenTheInstallation) {
     const std::string saved = was ? was : "";
     ASSERT_EQ(::setenv("TURTLEFINDER_PLUGIN_PATH", "/first::/second", 1), 0);
     auto dirs = default_plugin_dirs();
-    if (was) ::setenv("TURTLEFINDER_PLUGIN_PATH", saved.c_str(), 1);
-    else ::unsetenv("TURTLEFINDER_PLUGIN_PATH");
+    if (was)
+        ::setenv("TURTLEFINDER_PLUGIN_PATH", saved.c_str(), 1);
+    else
+        ::unsetenv("TURTLEFINDER_PLUGIN_PATH");
     ASSERT_EQ(dirs.size(), 3u);
     EXPECT_EQ(dirs[0], "/first");
     EXPECT_EQ(dirs[1], "/second");

@@ -69,7 +69,8 @@ protected:
         o.plugin_settings[plugin]["mode"] = mode;
         return o;
     }
-    static std::map<std::string, tf::Container> by_id(const std::vector<tf::Container> &all, const std::string &plugin) {
+    static std::map<std::string, tf::Container> by_id(const std::vector<tf::Container> &all,
+                                                      const std::string &plugin) {
         std::map<std::string, tf::Container> out;
         for (const auto &c : all)
             if (c.engine && c.engine->plugin == plugin) out.emplace(c.id, c);
@@ -103,7 +104,8 @@ TEST_F(MalformedPlugin, HostileContainersAreCopiedDefensively) {
         tf::Finder finder(options("malformed", "containers"));
         for (int round = 0; round < 3; ++round) { // first sync, then relists of the same data
             auto got = by_id(finder.containers(), "malformed");
-            const std::set<std::string> want{"null-name", "huge", "liar", "\xff\xfe-bad-utf8", "neg-pid", "short", "fine"};
+            const std::set<std::string> want{"null-name", "huge",  "liar", "\xff\xfe-bad-utf8",
+                                             "neg-pid",   "short", "fine"};
             ASSERT_EQ(ids(got), want) << "round " << round;
             const tf::Labels only_prefix{{tf::prefix_label, ""}};
 
@@ -156,8 +158,8 @@ TEST_F(MalformedPlugin, HostileEventsAreFilteredAndTheRestApplied) {
         EXPECT_TRUE(tftest::eventually([&] {
             got = by_id(finder.containers(), "malformed");
             return ids(got) == want && got["mismatch"].paused;
-        }))
-            << "view: " << ::testing::PrintToString(ids(got));
+        })) << "view: "
+            << ::testing::PrintToString(ids(got));
         ASSERT_EQ(ids(got), want);
         EXPECT_EQ(got["from-details"].name, "\xc3\x28");
         EXPECT_EQ(got["from-details"].labels.size(), 4096u + 1u);

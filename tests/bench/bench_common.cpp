@@ -112,7 +112,7 @@ void Collector::ReportRuns(const std::vector<Run> &runs) {
 }
 
 std::map<std::string, std::vector<double>> run_interleaved(const std::vector<Case> &cases, int repetitions,
-                                                          double min_seconds) {
+                                                           double min_seconds) {
     benchmark::ClearRegisteredBenchmarks();
     for (int rep = 0; rep < repetitions; ++rep)
         for (const auto &c : cases)

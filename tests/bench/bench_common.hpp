@@ -87,7 +87,7 @@ struct Case {
     std::function<void(benchmark::State &)> body;
 };
 std::map<std::string, std::vector<double>> run_interleaved(const std::vector<Case> &cases, int repetitions,
-                                                          double min_seconds);
+                                                           double min_seconds);
 
 // ---- results ---------------------------------------------------------------
 

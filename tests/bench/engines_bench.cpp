@@ -95,15 +95,24 @@ Args parse(int argc, char **argv) {
             if (i + 1 >= argc) throw std::runtime_error(arg + " needs a value");
             return argv[++i];
         };
-        if (arg == "--out") a.out = next();
-        else if (arg == "--reps") a.reps = std::max(1, std::stoi(next()));
-        else if (arg == "--stages") a.stages = parse_list(next());
-        else if (arg == "--sizes") a.sizes = parse_list(next());
-        else if (arg == "--cli-reps") a.cli_reps = std::max(1, std::stoi(next()));
-        else if (arg == "--starts") a.starts = std::max(1, std::stoi(next()));
-        else if (arg == "--footprint-reps") a.footprint_reps = std::max(1, std::stoi(next()));
-        else if (arg == "--pairs") a.pairs = std::max(1, std::stoi(next()));
-        else throw std::runtime_error("unknown argument " + arg);
+        if (arg == "--out")
+            a.out = next();
+        else if (arg == "--reps")
+            a.reps = std::max(1, std::stoi(next()));
+        else if (arg == "--stages")
+            a.stages = parse_list(next());
+        else if (arg == "--sizes")
+            a.sizes = parse_list(next());
+        else if (arg == "--cli-reps")
+            a.cli_reps = std::max(1, std::stoi(next()));
+        else if (arg == "--starts")
+            a.starts = std::max(1, std::stoi(next()));
+        else if (arg == "--footprint-reps")
+            a.footprint_reps = std::max(1, std::stoi(next()));
+        else if (arg == "--pairs")
+            a.pairs = std::max(1, std::stoi(next()));
+        else
+            throw std::runtime_error("unknown argument " + arg);
     }
     if (a.out.empty()) throw std::runtime_error("--out FILE is required");
     return a;
@@ -140,8 +149,10 @@ Spawned spawn(const std::vector<std::string> &args, const std::map<std::string, 
     if (pipe_out && ::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    if (pipe_out) posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    else posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    if (pipe_out)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    else
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
     Spawned s;
     int rc = ::posix_spawnp(&s.pid, argv[0], &actions, nullptr, argv.data(), envp.data());
@@ -187,7 +198,9 @@ Measured measure(const std::vector<std::string> &args, const std::map<std::strin
     Measured m;
     m.wall_ms = ms_since(t0, Clock::now());
     m.max_rss_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;
-    auto ms = [](const timeval &t) { return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3; };
+    auto ms = [](const timeval &t) {
+        return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3;
+    };
     m.cpu_ms = ms(usage.ru_utime) + ms(usage.ru_stime);
     m.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return m;
@@ -251,7 +264,8 @@ std::vector<std::pair<std::string, double>> rss_by_mapping(pid_t pid) {
             std::getline(s, path);
             path.erase(0, path.find_first_not_of(' '));
             if (path.empty()) path = "[anon]";
-            if (auto slash = path.rfind('/'); slash != std::string::npos && path[0] == '/') path = path.substr(slash + 1);
+            if (auto slash = path.rfind('/'); slash != std::string::npos && path[0] == '/')
+                path = path.substr(slash + 1);
             current = path;
         } else if (line.rfind("Rss:", 0) == 0) {
             kb[current] += std::stod(line.substr(4));
@@ -330,7 +344,8 @@ int http_post(const std::string &socket_path, const std::string &target, std::ch
         ::close(fd);
         throw std::runtime_error("connect " + socket_path + ": " + std::strerror(errno));
     }
-    std::string request = "POST " + target + " HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    std::string request =
+        "POST " + target + " HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
         ::close(fd);
         throw std::runtime_error("write to " + socket_path + " failed");
@@ -392,7 +407,7 @@ public:
         parallel(want.ctr > have_.ctr ? want.ctr - have_.ctr : 0, [&](std::size_t i) {
             std::string id = "bench-" + std::to_string(first + i);
             containerd_.ctr_ok("default", {"run", "-d", "--null-io", "--runc-root", containerd_.runc_root(),
-                                            lab::Containerd::busybox_image, id, "sleep", "infinity"});
+                                           lab::Containerd::busybox_image, id, "sleep", "infinity"});
             std::lock_guard lock(mu);
             ctr_.push_back(id);
         });
@@ -497,8 +512,8 @@ std::vector<tf::Container> wait_for_count(tf::Finder &finder, std::size_t count,
         auto all = finder.containers();
         if (all.size() == count) return all;
         if (Clock::now() > end)
-            throw std::runtime_error(fmt::format("the Finder reports {} containers ({}), expected {}", all.size(),
-                                                 breakdown(all), count));
+            throw std::runtime_error(
+                fmt::format("the Finder reports {} containers ({}), expected {}", all.size(), breakdown(all), count));
         std::this_thread::sleep_for(20ms);
     }
 }
@@ -517,7 +532,7 @@ struct Context {
     // figure 2 samples (ms) by (C, P target): warm - floor, and copy
     struct Growth {
         std::vector<double> first, second; // containers() - floor, copy
-        std::vector<double> own;           // containers() - the Finder's own process scan
+        std::vector<double> own; // containers() - the Finder's own process scan
     };
     std::map<std::pair<std::size_t, std::size_t>, Growth> growth;
     // figure 5 thread counts by C
@@ -527,8 +542,7 @@ struct Context {
 
 // Seconds on the clock the in-process figures use (tb::use_wall_clock()).
 double bench_clock() {
-    if (tb::use_wall_clock())
-        return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+    if (tb::use_wall_clock()) return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
     timespec t{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
@@ -593,20 +607,23 @@ void figure2(Context &cx, std::size_t c) {
         std::size_t seen = 0;
         auto samples = tb::run_interleaved(
             {
-                {"warm", [&](benchmark::State &state) {
+                {"warm",
+                 [&](benchmark::State &state) {
                      for (auto _ : state) {
                          auto v = cx.finder->containers();
                          seen = v.size();
                          benchmark::DoNotOptimize(v.data());
                      }
                  }},
-                {"floor", [&](benchmark::State &state) {
+                {"floor",
+                 [&](benchmark::State &state) {
                      for (auto _ : state) {
                          auto v = tb::floor_scan();
                          benchmark::DoNotOptimize(v.data());
                      }
                  }},
-                {"copy", [&](benchmark::State &state) {
+                {"copy",
+                 [&](benchmark::State &state) {
                      for (auto _ : state) {
                          auto v = reference;
                          benchmark::DoNotOptimize(v.data());
@@ -614,7 +631,8 @@ void figure2(Context &cx, std::size_t c) {
                  }},
             },
             cx.args.reps, 0.05);
-        if (seen != c) throw std::runtime_error(fmt::format("containers() returned {} while measured, not {}", seen, c));
+        if (seen != c)
+            throw std::runtime_error(fmt::format("containers() returned {} while measured, not {}", seen, c));
         auto to_ms = [](const std::vector<double> &s) {
             std::vector<double> out;
             for (double v : s) out.push_back(v * 1e3);
@@ -622,8 +640,10 @@ void figure2(Context &cx, std::size_t c) {
         };
         auto warm = to_ms(samples["warm"]), floor = to_ms(samples["floor"]), copy = to_ms(samples["copy"]);
         std::string param = fmt::format("C={} P={}", c, p);
-        cx.rows.push_back({"2 warm containers()", param, tb::time_unit(), warm, floor, "one floor scan", "ratio<=1.3", ""});
-        cx.rows.push_back({"2 warm containers()", param, tb::time_unit(), warm, copy, "copy of the container vector", "info", ""});
+        cx.rows.push_back(
+            {"2 warm containers()", param, tb::time_unit(), warm, floor, "one floor scan", "ratio<=1.3", ""});
+        cx.rows.push_back(
+            {"2 warm containers()", param, tb::time_unit(), warm, copy, "copy of the container vector", "info", ""});
         auto &g = cx.growth[{c, p_target}];
         if (p_target == cx.args.sizes.front()) {
             auto excess = excess_over_floor(*cx.finder, reference, cx.args.reps, cx.args.pairs);
@@ -651,21 +671,33 @@ void figure2_growth(Context &cx) {
         auto &a = cx.growth[{lo, p}];
         auto &b = cx.growth[{hi, p}];
         bool judged = p == cx.args.sizes.front();
-        tb::Row row{"2 growth with C", fmt::format("C {}->{} P~{}", lo, hi, p), tb::time_unit(), {}, {},
-                    judged ? "growth of the copy after a scan" : "growth of the copy", judged ? "ratio<=1.2" : "info",
+        tb::Row row{"2 growth with C",
+                    fmt::format("C {}->{} P~{}", lo, hi, p),
+                    tb::time_unit(),
+                    {},
+                    {},
+                    judged ? "growth of the copy after a scan" : "growth of the copy",
+                    judged ? "ratio<=1.2" : "info",
                     judged ? "containers() minus floor, paired calls"
                            : "containers() minus floor, separate medians; scan noise at this P dwarfs it"};
-        for (std::size_t i = 0; i < std::min(a.first.size(), b.first.size()); ++i) row.value.push_back(b.first[i] - a.first[i]);
+        for (std::size_t i = 0; i < std::min(a.first.size(), b.first.size()); ++i)
+            row.value.push_back(b.first[i] - a.first[i]);
         for (std::size_t i = 0; i < std::min(a.second.size(), b.second.size()); ++i)
             row.baseline.push_back(b.second[i] - a.second[i]);
         if (judged && !a.own.empty()) {
             // Where the growth goes: the Finder's work beyond its own scan
             // (query, copy) against the part of the scan that grows with
             // the container processes (more parents with children).
-            tb::Row own{"2 growth with C", fmt::format("C {}->{} P~{} beyond its own scan", lo, hi, p), tb::time_unit(),
-                        {}, row.baseline, "growth of the copy after a scan", "info",
+            tb::Row own{"2 growth with C",
+                        fmt::format("C {}->{} P~{} beyond its own scan", lo, hi, p),
+                        tb::time_unit(),
+                        {},
+                        row.baseline,
+                        "growth of the copy after a scan",
+                        "info",
                         "containers() minus procfs::ProcessTable::scan, paired calls"};
-            for (std::size_t i = 0; i < std::min(a.own.size(), b.own.size()); ++i) own.value.push_back(b.own[i] - a.own[i]);
+            for (std::size_t i = 0; i < std::min(a.own.size(), b.own.size()); ++i)
+                own.value.push_back(b.own[i] - a.own[i]);
             cx.rows.push_back(std::move(row));
             cx.rows.push_back(std::move(own));
             continue;
@@ -681,8 +713,8 @@ void figure3(Context &cx) {
     auto env = cx.docker_env();
     const std::vector<std::string> cli = {TF_BENCH_CLI, "--json"};
     const std::vector<std::string> ps = {docker, "-H", host, "ps", "--format", "{{json .}}"};
-    const std::vector<std::string> inspect = {
-        "/bin/sh", "-c", fmt::format("exec {0} -H {1} inspect $({0} -H {1} ps -q)", docker, host)};
+    const std::vector<std::string> inspect = {"/bin/sh", "-c",
+                                              fmt::format("exec {0} -H {1} inspect $({0} -H {1} ps -q)", docker, host)};
 
     // The CLI must report what it is timed for: every Docker container, with PIDs.
     std::string json = capture(cli, env);
@@ -704,13 +736,17 @@ void figure3(Context &cx) {
         add(measure(ps, env), ps_wall, ps_rss, ps_cpu, "docker ps");
         add(measure(inspect, env), in_wall, in_rss, in_cpu, "docker inspect");
     }
-    std::string param = fmt::format("{} Docker + {} other", docker_count, cx.population->current().total() - docker_count);
+    std::string param =
+        fmt::format("{} Docker + {} other", docker_count, cx.population->current().total() - docker_count);
     cx.rows.push_back({"3 one-shot CLI wall", param, "ms", tf_wall, ps_wall, "docker ps --format json", "ratio<1", ""});
-    cx.rows.push_back({"3 one-shot CLI peak RSS", param, "MB", tf_rss, ps_rss, "docker ps --format json", "ratio<=0.5", ""});
+    cx.rows.push_back(
+        {"3 one-shot CLI peak RSS", param, "MB", tf_rss, ps_rss, "docker ps --format json", "ratio<=0.5", ""});
     cx.rows.push_back({"3 one-shot CLI cpu", param, "ms", tf_cpu, ps_cpu, "docker ps --format json", "info",
                        "user+system; wall minus cpu is waiting (engines, first syncs, a busy machine)"});
-    cx.rows.push_back({"3 one-shot CLI wall", param, "ms", tf_wall, in_wall, "docker inspect $(docker ps -q)", "info", ""});
-    cx.rows.push_back({"3 one-shot CLI peak RSS", param, "MB", tf_rss, in_rss, "docker inspect $(docker ps -q)", "info", ""});
+    cx.rows.push_back(
+        {"3 one-shot CLI wall", param, "ms", tf_wall, in_wall, "docker inspect $(docker ps -q)", "info", ""});
+    cx.rows.push_back(
+        {"3 one-shot CLI peak RSS", param, "MB", tf_rss, in_rss, "docker inspect $(docker ps -q)", "info", ""});
 
     // Where the CLI's time goes: a cold Finder in this process (libraries
     // loaded already) = discovery + waiting for every engine's first sync.
@@ -806,12 +842,12 @@ void figure5(Context &cx, std::size_t c) {
     std::string param = fmt::format("C={} 3 engines", c);
     std::string idle_all = "idle Finder, plugins loaded";
     cx.rows.push_back({"5 footprint RSS", param, "MB", all.rss, idle.rss, idle_all, "value<10", ""});
-    cx.rows.push_back({"5 footprint RSS file-backed", param, "MB", all.file, idle.file, idle_all, "info",
-                       "mapped libraries' pages"});
+    cx.rows.push_back(
+        {"5 footprint RSS file-backed", param, "MB", all.file, idle.file, idle_all, "info", "mapped libraries' pages"});
     cx.rows.push_back({"5 footprint RSS anonymous", param, "MB", all.anon, idle.anon, idle_all, "info",
                        "heap, stacks, relocated library data"});
-    cx.rows.push_back({"5 footprint PSS", param, "MB", all.pss, idle.pss, idle_all, "info",
-                       "shared pages charged in part"});
+    cx.rows.push_back(
+        {"5 footprint PSS", param, "MB", all.pss, idle.pss, idle_all, "info", "shared pages charged in part"});
     cx.rows.push_back({"5 footprint threads", param, "threads", all.threads, idle.threads, idle_all, "info", ""});
     std::string docker_param = fmt::format("C={} Docker plugin only, {} Docker", c, cx.population->current().docker);
     cx.rows.push_back({"5 footprint RSS", docker_param, "MB", docker.rss, docker_idle.rss,
@@ -843,8 +879,8 @@ void figure5_threads(Context &cx) {
     std::size_t lo = cx.args.stages[cx.args.stages.size() > 2 ? 1 : 0], hi = cx.args.stages.back();
     auto a = cx.threads_by_c.find(lo), b = cx.threads_by_c.find(hi);
     if (a == cx.threads_by_c.end() || b == cx.threads_by_c.end()) return;
-    cx.rows.push_back({"5 threads vs containers", fmt::format("C={} vs C={}", hi, lo), "threads", b->second,
-                       a->second, fmt::format("threads at C={}", lo), "ratio<=1", ""});
+    cx.rows.push_back({"5 threads vs containers", fmt::format("C={} vs C={}", hi, lo), "threads", b->second, a->second,
+                       fmt::format("threads at C={}", lo), "ratio<=1", ""});
 }
 
 // Nearest-rank 99th percentile (the maximum below 100 samples).
@@ -934,12 +970,11 @@ void figure4(Context &cx) {
     std::atomic<bool> subscribed{false};
     std::thread docker_events([&] {
         try {
-            events_client.events(
-                R"({"type":["container"],"event":["start"]})", [&] { return subscribed = true; },
-                [&](const turtlefinder::clients::docker::Event &e) {
-                    if (e.action == "start") stamps.put(stamps.engine, e.id, Clock::now());
-                    return true;
-                });
+            events_client.events(R"({"type":["container"],"event":["start"]})", [&] { return subscribed = true; },
+                                 [&](const turtlefinder::clients::docker::Event &e) {
+                                     if (e.action == "start") stamps.put(stamps.engine, e.id, Clock::now());
+                                     return true;
+                                 });
         } catch (const std::exception &) {
             // cancelled at the end (or failed: the waits below then say so)
         }
@@ -994,10 +1029,13 @@ void figure4(Context &cx) {
         for (int i = 0; i < cx.args.starts; ++i) {
             std::string id = cx.dockerd->docker_ok({"create", "--network", "none", "busybox-img"});
             cx.population->adopt_docker(id);
-            one(id, [&] {
-                int status = http_post(cx.dockerd->socket(), "/containers/" + id + "/start");
-                if (status != 204) throw std::runtime_error("POST start answered " + std::to_string(status));
-            }, visible, callback, emitted);
+            one(
+                id,
+                [&] {
+                    int status = http_post(cx.dockerd->socket(), "/containers/" + id + "/start");
+                    if (status != 204) throw std::runtime_error("POST start answered " + std::to_string(status));
+                },
+                visible, callback, emitted);
         }
         latency_rows(cx, "Docker", visible, callback, emitted, "");
     }
@@ -1006,10 +1044,15 @@ void figure4(Context &cx) {
         std::vector<double> visible, callback, emitted;
         for (int i = 0; i < cx.args.starts; ++i) {
             std::string id = "bench-lat-" + std::to_string(i);
-            cx.containerd->ctr_ok("default", {"container", "create", lab::Containerd::busybox_image, id, "sleep", "infinity"});
+            cx.containerd->ctr_ok("default",
+                                  {"container", "create", lab::Containerd::busybox_image, id, "sleep", "infinity"});
             cx.population->adopt_ctr(id);
-            one(id, [&] { cx.containerd->ctr_ok("default", {"task", "start", "-d", "--null-io", id}); }, visible,
-                callback, emitted);
+            one(
+                id,
+                [&] {
+                    cx.containerd->ctr_ok("default", {"task", "start", "-d", "--null-io", id});
+                },
+                visible, callback, emitted);
         }
         latency_rows(cx, "containerd", visible, callback, emitted, "start = ctr task start -d");
     }
@@ -1025,7 +1068,8 @@ void figure4(Context &cx) {
             std::string id = cri.create_container(pod, "lat-" + std::to_string(i), lab::Containerd::busybox_image,
                                                   {"sleep", "infinity"});
             cx.population->adopt_cri(id);
-            one(id, [&] { cri.start_container(id); }, visible, callback, emitted);
+            one(
+                id, [&] { cri.start_container(id); }, visible, callback, emitted);
         }
         latency_rows(cx, "CRI", visible, callback, emitted,
                      "containerd 1.6 CRI has no event stream: the watcher relists every 1 s", "info");
@@ -1134,7 +1178,7 @@ int reap_as_init(int argc, char **argv) {
             return 1;
         }
     }
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = forward;
     ::sigaction(SIGTERM, &sa, nullptr);
     ::sigaction(SIGINT, &sa, nullptr);

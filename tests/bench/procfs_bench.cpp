@@ -62,14 +62,16 @@ int main(int argc, char **argv) {
             std::size_t scanned = 0, floored = 0;
             auto samples = tb::run_interleaved(
                 {
-                    {"floor", [&](benchmark::State &state) {
+                    {"floor",
+                     [&](benchmark::State &state) {
                          for (auto _ : state) {
                              auto v = tb::floor_scan();
                              floored = v.size();
                              benchmark::DoNotOptimize(v.data());
                          }
                      }},
-                    {"scan", [&](benchmark::State &state) {
+                    {"scan",
+                     [&](benchmark::State &state) {
                          for (auto _ : state) {
                              auto t = turtlefinder::procfs::ProcessTable::scan("/proc");
                              scanned = t.size();

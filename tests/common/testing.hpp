@@ -46,8 +46,7 @@ int open_fd_count();
 int thread_count();
 
 // Polls `condition` until it holds or `deadline` passes; returns its last value.
-bool eventually(const std::function<bool()> &condition,
-                std::chrono::milliseconds deadline = std::chrono::seconds(5),
+bool eventually(const std::function<bool()> &condition, std::chrono::milliseconds deadline = std::chrono::seconds(5),
                 std::chrono::milliseconds step = std::chrono::milliseconds(10));
 
 // A temporary directory, removed with everything below it on destruction.
@@ -55,10 +54,9 @@ class TempDir {
 public:
     explicit TempDir(std::string_view prefix = "tf-test-") {
         const char *tmp = std::getenv("TMPDIR");
-        std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" +
-                              std::string(prefix) + "XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr)
-            throw std::runtime_error("mkdtemp failed for " + pattern);
+        std::string pattern =
+            std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + std::string(prefix) + "XXXXXX";
+        if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
         path_ = pattern;
     }
     TempDir(const TempDir &) = delete;
@@ -89,13 +87,13 @@ private:
 } // namespace tftest
 
 // Skips with `reason`, except under CI, where a test that cannot run fails.
-#define TF_SKIP_OR_FAIL(reason)                                                     \
-    do {                                                                            \
-        if (::tftest::under_ci()) FAIL() << "cannot run under CI: " << (reason);    \
-        GTEST_SKIP() << (reason);                                                   \
+#define TF_SKIP_OR_FAIL(reason)                                                  \
+    do {                                                                         \
+        if (::tftest::under_ci()) FAIL() << "cannot run under CI: " << (reason); \
+        GTEST_SKIP() << (reason);                                                \
     } while (0)
 
-#define TF_REQUIRE_ROOT()                                                           \
-    do {                                                                            \
-        if (::geteuid() != 0) TF_SKIP_OR_FAIL("needs root");                        \
+#define TF_REQUIRE_ROOT()                                    \
+    do {                                                     \
+        if (::geteuid() != 0) TF_SKIP_OR_FAIL("needs root"); \
     } while (0)

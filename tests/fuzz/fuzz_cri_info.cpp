@@ -12,7 +12,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     int pid = turtlefinder::clients::grpc::pid_from_info_json(json);
     TF_FUZZ_ASSERT(pid >= 0);
     // No "pid" text, no PID.
-    if (json.find("pid") == std::string::npos && json.find('\\') == std::string::npos)
-        TF_FUZZ_ASSERT(pid == 0);
+    if (json.find("pid") == std::string::npos && json.find('\\') == std::string::npos) TF_FUZZ_ASSERT(pid == 0);
     return 0;
 }

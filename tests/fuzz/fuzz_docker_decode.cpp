@@ -25,9 +25,7 @@ void decode(unsigned selector, std::string_view body) {
         TF_FUZZ_ASSERT(v.api_version.major >= 0 && v.api_version.minor >= 0);
         break;
     }
-    case 1:
-        docker::decode_info(body);
-        break;
+    case 1: docker::decode_info(body); break;
     case 2:
         for (const auto &c : docker::decode_container_list(body)) {
             TF_FUZZ_ASSERT(!c.id.empty());
@@ -41,9 +39,7 @@ void decode(unsigned selector, std::string_view body) {
         check_labels(d.labels);
         break;
     }
-    case 4:
-        check_labels(docker::decode_event(body).attributes);
-        break;
+    case 4: check_labels(docker::decode_event(body).attributes); break;
     case 5:
         // Versions: whatever parses prints back to the same numbers.
         if (auto v = docker::parse_api_version(body)) {

@@ -121,7 +121,8 @@ void call(docker::Client &client, unsigned mode) {
     case 2: {
         int events = 0;
         // Returns normally only when a callback said stop; we never do.
-        client.events("", [] { return true; }, [&](const docker::Event &) { return ++events < 1000; });
+        client.events(
+            "", [] { return true; }, [&](const docker::Event &) { return ++events < 1000; });
         break;
     }
     }

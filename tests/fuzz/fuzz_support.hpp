@@ -9,13 +9,12 @@
 #include <cstdlib>
 #include <string_view>
 
-#define TF_FUZZ_ASSERT(condition)                                                              \
-    do {                                                                                       \
-        if (!(condition)) {                                                                    \
-            std::fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__,     \
-                         #condition);                                                          \
-            std::abort();                                                                      \
-        }                                                                                      \
+#define TF_FUZZ_ASSERT(condition)                                                                       \
+    do {                                                                                                \
+        if (!(condition)) {                                                                             \
+            std::fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #condition); \
+            std::abort();                                                                               \
+        }                                                                                               \
     } while (0)
 
 namespace turtlefinder::fuzz {

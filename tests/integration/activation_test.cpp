@@ -129,7 +129,8 @@ TEST_F(Activation, DiscoveryActivatesPodmanUnderSystemdInAContainer) {
 
         // A container started while watched arrives by event, without activation.
         std::string later = sd.run_busybox("inpod-later");
-        EXPECT_TRUE(tftest::eventually([&] { return named(finder.containers(), "inpod-later", "podman.io").has_value(); }));
+        EXPECT_TRUE(
+            tftest::eventually([&] { return named(finder.containers(), "inpod-later", "podman.io").has_value(); }));
         EXPECT_EQ(sd.podman_services(), services) << "the running service was started again";
     }
     leaks.check();
@@ -171,8 +172,8 @@ TEST_F(Activation, ActivatedServiceIsWatchedOnce) {
             ASSERT_EQ(services.size(), 1u);
             int watching = 0;
             for (auto &e : finder.engines()) watching += e->type == "podman.io" && e->pid == services[0];
-            EXPECT_EQ(watching, 1) << "discovery " << i + 1 << " watches podman PID " << services[0] << " "
-                                   << watching << " times";
+            EXPECT_EQ(watching, 1) << "discovery " << i + 1 << " watches podman PID " << services[0] << " " << watching
+                                   << " times";
         }
     }
     leaks.check();
@@ -419,8 +420,11 @@ protected:
         ASSERT_NE(handle_, nullptr) << ::dlerror();
         entry_ = static_cast<const tf_plugin_descriptor *>(::dlsym(handle_, TF_PLUGIN_ENTRY_SYMBOL));
         ASSERT_NE(entry_, nullptr);
-        host_ = {sizeof(tf_host), {TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, TF_ABI_VERSION_PATCH}, nullptr,
-                 &PluginLogs::log, nullptr};
+        host_ = {sizeof(tf_host),
+                 {TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, TF_ABI_VERSION_PATCH},
+                 nullptr,
+                 &PluginLogs::log,
+                 nullptr};
         tf_error err{};
         ASSERT_EQ(entry_->init(&host_, &err), 0) << err.message;
         detector_ = static_cast<const tf_engine_detector *>(entry_->get_extension(TF_EXT_ENGINE_DETECTOR));
@@ -475,9 +479,9 @@ TEST_F(PodmanPlugin, RefusesDockerAndBrokenSocketsWithinTheTimeout) {
     {
         HeldEngines engines;
         auto start = Clock::now();
-        EXPECT_EQ(probe({dockerd.socket(), garbage.socket(), hang.socket(), lab_->path("none/podman.sock")}, 500,
-                        engines),
-                  0);
+        EXPECT_EQ(
+            probe({dockerd.socket(), garbage.socket(), hang.socket(), lab_->path("none/podman.sock")}, 500, engines),
+            0);
         EXPECT_TRUE(engines.engines.empty()) << "Docker's API (no Libpod-Api-Version) is not podman";
         EXPECT_LT(Clock::now() - start, tftest::hang_guard) << "each candidate is bounded by the probe timeout";
     }

@@ -50,8 +50,8 @@ protected:
         containerd_->import_busybox("k8s.io"); // the CRI pulls nothing: images are local
         cri_ = new lab::CriAdmin(containerd_->socket());
         pod_id_ = cri_->run_pod("cli-pod", "testns", "uid-cli-1");
-        cri_container_id_ = cri_->create_container(pod_id_, "sleeper", lab::Containerd::busybox_image,
-                                                   {"sleep", "infinity"});
+        cri_container_id_ =
+            cri_->create_container(pod_id_, "sleeper", lab::Containerd::busybox_image, {"sleep", "infinity"});
         cri_->start_container(cri_container_id_);
     }
     static void TearDownTestSuite() {
@@ -143,8 +143,7 @@ TEST_F(Cli, WatchPrintsAStartedContainerAndEndsCleanlyOnSigterm) {
                 boost::system::error_code ec;
                 auto v = json::parse(line, ec);
                 if (ec || !v.is_object()) continue;
-                if (v.at("event").as_string() == "started" && v.at("container").at("id").as_string() == id)
-                    return true;
+                if (v.at("event").as_string() == "started" && v.at("container").at("id").as_string() == id) return true;
             }
             return false;
         },
@@ -195,12 +194,10 @@ TEST_F(Cli, ExitCodes) {
     EXPECT_NE(ok.err.find("found"), std::string::npos) << "--log-level must override the file: " << ok.err;
 }
 
-
-
 // What a JSON stream or document says about our engines: engines by key
 // (place and PID), containers by (engine key, id).
 struct View {
-    std::map<std::string, std::string> engines;                           // key → "prefix|parent key"
+    std::map<std::string, std::string> engines; // key → "prefix|parent key"
     std::map<std::pair<std::string, std::string>, std::string> containers; // → "pid|paused|prefix"
     bool operator==(const View &) const = default;
 };
@@ -242,7 +239,8 @@ View replay(const std::string &lines, const std::function<bool(const std::string
             std::erase_if(v.containers, [&](auto &c) { return c.first.first == key; });
         } else {
             auto &c = o.at("container").as_object();
-            std::pair<std::string, std::string> ck{std::string(c.at("engine").as_string()), std::string(c.at("id").as_string())};
+            std::pair<std::string, std::string> ck{std::string(c.at("engine").as_string()),
+                                                   std::string(c.at("id").as_string())};
             if (event == "exited")
                 v.containers.erase(ck);
             else
@@ -296,7 +294,8 @@ TEST_F(Cli, WatchStartsWithTheStateAndReplaysToTheOneShotView) {
     auto paused = dockerd_->run_container({"--name", "paused"});
     dockerd_->docker_ok({"pause", paused});
     dockerd_->docker_ok({"rm", "-f", doomed});
-    ASSERT_TRUE(tftest::eventually([&] { return slurp(log).find("\"exited\"") != std::string::npos; }, tftest::hang_guard))
+    ASSERT_TRUE(
+        tftest::eventually([&] { return slurp(log).find("\"exited\"") != std::string::npos; }, tftest::hang_guard))
         << slurp(log);
 
     View streamed, shot;
@@ -311,7 +310,8 @@ TEST_F(Cli, WatchStartsWithTheStateAndReplaysToTheOneShotView) {
         tftest::hang_guard, 500ms);
     EXPECT_TRUE(equal) << "replayed:\n" << describe(streamed) << "one-shot:\n" << describe(shot);
     bool paused_seen = false;
-    for (auto &[key, state] : shot.containers) paused_seen = paused_seen || (key.second == paused && state.find("|paused|") != std::string::npos);
+    for (auto &[key, state] : shot.containers)
+        paused_seen = paused_seen || (key.second == paused && state.find("|paused|") != std::string::npos);
     EXPECT_TRUE(paused_seen) << describe(shot);
     int status = watch.stop(5s, SIGTERM);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
@@ -332,8 +332,7 @@ TEST_F(Cli, BadInputIsNamedWithItsReason) {
     std::string file = lab_->write_file("not-a-dir", "x");
     expect_error({"engines", "--plugin-dir", file}, "plugin directory \"" + file + "\": Not a directory");
     std::string dirs = lab_->write_file("dirs.json", R"({"plugin_dirs": ["/nonexistent/plugins"]})");
-    expect_error({"engines", "--config", dirs},
-                 "plugin directory \"/nonexistent/plugins\": No such file or directory");
+    expect_error({"engines", "--config", dirs}, "plugin directory \"/nonexistent/plugins\": No such file or directory");
     expect_error({"--config", "/nonexistent.json"},
                  "/nonexistent.json: cannot read the configuration file: No such file or directory");
     expect_error({"--config", "/tmp"}, "/tmp: cannot read the configuration file: Is a directory");

@@ -62,8 +62,8 @@ TEST_F(Cri, PodAndContainerWithPodLabelsAndHostPids) {
     auto scenario = [&](const std::string &uid) {
         lab::CriAdmin admin(containerd_->socket());
         std::string pod = admin.run_pod("web", "shop", uid, {{"app", "web"}});
-        std::string ctr = admin.create_container(pod, "app", lab::Containerd::busybox_image,
-                                                 {"sleep", "infinity"}, {{"tier", "front"}});
+        std::string ctr = admin.create_container(pod, "app", lab::Containerd::busybox_image, {"sleep", "infinity"},
+                                                 {{"tier", "front"}});
         admin.start_container(ctr);
 
         auto sandbox = cri->find(pod);
@@ -74,7 +74,8 @@ TEST_F(Cri, PodAndContainerWithPodLabelsAndHostPids) {
         EXPECT_EQ(sandbox->labels["io.kubernetes.pod.uid"], uid);
         EXPECT_EQ(sandbox->labels["app"], "web");
         ASSERT_GT(sandbox->pid, 0);
-        EXPECT_TRUE(tftest::eventually([&] { return lab::comm_of(sandbox->pid) == "pause"; })) << lab::comm_of(sandbox->pid) << " (must be a host PID)";
+        EXPECT_TRUE(tftest::eventually([&] { return lab::comm_of(sandbox->pid) == "pause"; }))
+            << lab::comm_of(sandbox->pid) << " (must be a host PID)";
 
         auto c = cri->find(ctr);
         ASSERT_TRUE(c.has_value());
@@ -154,7 +155,8 @@ TEST_F(Cri, CrioStandInFoundByCrioPlugin) {
     auto sandbox = cri->find(pod);
     ASSERT_TRUE(sandbox.has_value());
     EXPECT_EQ(sandbox->labels["io.kubernetes.pod.name"], "db");
-    EXPECT_TRUE(tftest::eventually([&] { return lab::comm_of(sandbox->pid) == "pause"; })) << lab::comm_of(sandbox->pid);
+    EXPECT_TRUE(tftest::eventually([&] { return lab::comm_of(sandbox->pid) == "pause"; }))
+        << lab::comm_of(sandbox->pid);
     admin.stop_pod(pod);
     admin.remove_pod(pod);
     EXPECT_FALSE(cri->find(pod).has_value());

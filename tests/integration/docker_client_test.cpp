@@ -92,7 +92,10 @@ TEST_F(DockerClientTest, ListsAndInspectsAliveContainers) {
     dockerd_->docker_ok({"pause", paused});
     std::string exited = dockerd_->run_container({}, "busybox-img", {"true"});
     ASSERT_TRUE(tftest::eventually(
-        [&] { return dockerd_->docker_ok({"inspect", "-f", "{{.State.Status}}", exited}) == "exited"; }, 10s));
+        [&] {
+            return dockerd_->docker_ok({"inspect", "-f", "{{.State.Status}}", exited}) == "exited";
+        },
+        10s));
     tftest::LeakGuard guard;
     {
         docker::Client c = client();
@@ -142,14 +145,13 @@ TEST_F(DockerClientTest, EventStreamSeesLifecycleAndCancelEndsIt) {
         std::atomic<int> code{1};
         std::thread watcher([&] {
             code = error_code_of([&] {
-                c.events(
-                    R"({"type":["container"],"event":["start","die","pause","unpause"]})",
-                    [&] { return subscribed = true; },
-                    [&](const docker::Event &e) {
-                        std::lock_guard l(mu);
-                        events.emplace_back(e.action, e.id);
-                        return true;
-                    });
+                c.events(R"({"type":["container"],"event":["start","die","pause","unpause"]})",
+                         [&] { return subscribed = true; },
+                         [&](const docker::Event &e) {
+                             std::lock_guard l(mu);
+                             events.emplace_back(e.action, e.id);
+                             return true;
+                         });
             });
         });
         ASSERT_TRUE(tftest::eventually([&] { return subscribed.load() || code.load() != 1; }, 10s));
@@ -213,7 +215,8 @@ TEST_F(DockerClientTest, MisbehavingSocketsFailWithinTheTimeout) {
         {B::endless, {-EPROTO, -ETIMEDOUT}},
     };
     for (const auto &tc : cases) {
-        lab::FakeEngine fake(*lab_, "dockerd", tc.behaviour, std::string("f-") + lab::to_string(tc.behaviour) + ".sock");
+        lab::FakeEngine fake(*lab_, "dockerd", tc.behaviour,
+                             std::string("f-") + lab::to_string(tc.behaviour) + ".sock");
         EXPECT_EQ(lab::comm_of(fake.pid()), "dockerd");
         tftest::LeakGuard guard;
         {
@@ -231,7 +234,8 @@ TEST_F(DockerClientTest, MisbehavingSocketsFailWithinTheTimeout) {
             // the event stream too
             t0 = std::chrono::steady_clock::now();
             code = error_code_of([&] {
-                c.events({}, [] { return true; }, [](const docker::Event &) { return true; });
+                c.events(
+                    {}, [] { return true; }, [](const docker::Event &) { return true; });
             });
             EXPECT_LT(code, 0) << lab::to_string(tc.behaviour);
             EXPECT_LT(std::chrono::steady_clock::now() - t0, tftest::hang_guard) << lab::to_string(tc.behaviour);

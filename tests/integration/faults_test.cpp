@@ -307,9 +307,9 @@ TEST_F(Faults, BadSocketsNeverStallDiscovery) {
                 ASSERT_NE(c, candidates.end()) << f->socket() << " is not reported as a candidate";
                 EXPECT_FALSE(c->reason.empty()) << f->socket();
                 EXPECT_FALSE(c->plugin.empty());
-                EXPECT_TRUE(std::any_of(c->sockets.begin(), c->sockets.end(),
-                                        [&](const std::string &s) { return s.ends_with(f->socket()); }))
-                    << f->socket();
+                EXPECT_TRUE(std::any_of(c->sockets.begin(), c->sockets.end(), [&](const std::string &s) {
+                    return s.ends_with(f->socket());
+                })) << f->socket();
             }
             // Repeated discoveries on the same Finder: the broken processes
             // were examined once; they must not cost anything again.
@@ -320,7 +320,8 @@ TEST_F(Faults, BadSocketsNeverStallDiscovery) {
                 finder.containers();
                 std::cout << "[ info ]   repeated discovery took " << ms_since(t) << " ms\n";
                 EXPECT_LT(Clock::now() - t, tftest::hang_guard);
-                EXPECT_LT(finder.stats().probes - probes, fakes.size()) << "repeated discovery re-probed broken engines";
+                EXPECT_LT(finder.stats().probes - probes, fakes.size())
+                    << "repeated discovery re-probed broken engines";
             }
         }
     }
@@ -428,13 +429,14 @@ TEST_F(Faults, ThousandFinderLifecyclesLeakNothing) {
             auto ctrd = view_of(all, "containerd.io", containerd_->socket());
             if (!dock.count(id) || !ctrd.count(ns + "/steady")) {
                 ADD_FAILURE() << "lifecycle " << done << ": a running container is missing ("
-                              << (dock.count(id) ? "" : "Docker's ") << (ctrd.count(ns + "/steady") ? "" : "containerd's")
-                              << ")";
+                              << (dock.count(id) ? "" : "Docker's ")
+                              << (ctrd.count(ns + "/steady") ? "" : "containerd's") << ")";
                 // What this Finder saw instead, for the report.
                 for (const auto &e : finder.engines())
                     std::cout << "[ info ] engine " << e->type << " " << e->api << " (PID " << e->pid << ")\n";
                 for (const auto &p : finder.plugins())
-                    std::cout << "[ info ] plugin " << p.file << (p.loaded ? " loaded" : " refused: " + p.reason) << "\n";
+                    std::cout << "[ info ] plugin " << p.file << (p.loaded ? " loaded" : " refused: " + p.reason)
+                              << "\n";
                 std::cout << "[ info ] " << finder.stats().probes << " probes, " << all.size() << " containers\n";
                 break;
             }
@@ -453,8 +455,8 @@ TEST_F(Faults, ThousandFinderLifecyclesLeakNothing) {
     }
     auto total = ms_since(start);
     std::cout << "[ info ] " << done << " lifecycles in " << total << " ms, " << (done ? total / done : 0)
-              << " ms each, slowest " << slowest << " ms; in total " << create_ms << " ms creating, "
-              << discover_ms << " ms discovering, " << destroy_ms << " ms destroying\n";
+              << " ms each, slowest " << slowest << " ms; in total " << create_ms << " ms creating, " << discover_ms
+              << " ms discovering, " << destroy_ms << " ms destroying\n";
     containerd_->kill_task(ns, "steady");
 }
 

@@ -85,7 +85,12 @@ TEST_F(FinderContainerd, NativeAndCriWorkloadsOfOneContainerd) {
     containerd_->run_task("tfns", "late");
     EXPECT_TRUE(tftest::eventually([&] { return find(finder, "tfns/late", api).has_value(); }, 2s));
     containerd_->pause_task("tfns", "late");
-    EXPECT_TRUE(tftest::eventually([&] { auto c = find(finder, "tfns/late", api); return c && c->paused; }, 2s));
+    EXPECT_TRUE(tftest::eventually(
+        [&] {
+            auto c = find(finder, "tfns/late", api);
+            return c && c->paused;
+        },
+        2s));
     containerd_->kill_task("tfns", "late");
     EXPECT_TRUE(tftest::eventually([&] { return !find(finder, "tfns/late", api).has_value(); }, 2s));
 

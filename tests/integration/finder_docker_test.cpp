@@ -64,8 +64,8 @@ protected:
 };
 
 TEST_F(FinderDocker, ListsAContainerStartedBeforeWithHostPidAndLabels) {
-    auto id = dockerd_->run_container({"--label", "tf.test=yes", "--label", "com.docker.compose.project=shop",
-                                       "--name", "early"});
+    auto id = dockerd_->run_container(
+        {"--label", "tf.test=yes", "--label", "com.docker.compose.project=shop", "--name", "early"});
     int want_pid = std::stoi(dockerd_->docker_ok({"inspect", "-f", "{{.State.Pid}}", id}));
     tftest::LeakGuard leaks;
     {
@@ -109,9 +109,19 @@ TEST_F(FinderDocker, SeesStartPauseUnpauseStopWithinTwoSeconds) {
     auto id = dockerd_->run_container({"--name", "live"});
     EXPECT_TRUE(tftest::eventually([&] { return find(finder, id).has_value(); }, 2s)) << "start not seen";
     dockerd_->docker_ok({"pause", id});
-    EXPECT_TRUE(tftest::eventually([&] { auto c = find(finder, id); return c && c->paused; }, 2s));
+    EXPECT_TRUE(tftest::eventually(
+        [&] {
+            auto c = find(finder, id);
+            return c && c->paused;
+        },
+        2s));
     dockerd_->docker_ok({"unpause", id});
-    EXPECT_TRUE(tftest::eventually([&] { auto c = find(finder, id); return c && !c->paused; }, 2s));
+    EXPECT_TRUE(tftest::eventually(
+        [&] {
+            auto c = find(finder, id);
+            return c && !c->paused;
+        },
+        2s));
     auto c = find(finder, id);
     ASSERT_TRUE(c);
     EXPECT_EQ(lab::comm_of(c->pid), "sleep");

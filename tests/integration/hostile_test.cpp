@@ -206,17 +206,34 @@ TEST_F(Hostile, SymlinksInAContainerNeverLeadTheFinderOutOfItsRoot) {
         "listen:" + H + "/docker.sock",
         "listen:/docker.sock",
         // Directories swapped for links after bind(): absolute with "..", absolute, relative climbing.
-        "listen:/run/a/docker.sock", "mv:/run/a:/run/a.orig", "ln:/../../.." + H + ":/run/a",
-        "listen:/run/b/docker.sock", "mv:/run/b:/run/b.orig", "ln:" + H + ":/run/b",
-        "listen:/run/c/docker.sock", "mv:/run/c:/run/c.orig", "ln:../../../../../../../../../.." + H + ":/run/c",
+        "listen:/run/a/docker.sock",
+        "mv:/run/a:/run/a.orig",
+        "ln:/../../.." + H + ":/run/a",
+        "listen:/run/b/docker.sock",
+        "mv:/run/b:/run/b.orig",
+        "ln:" + H + ":/run/b",
+        "listen:/run/c/docker.sock",
+        "mv:/run/c:/run/c.orig",
+        "ln:../../../../../../../../../.." + H + ":/run/c",
         // The socket file itself swapped for a link.
-        "listen:/run/d/docker.sock", "mv:/run/d/docker.sock:/run/d/real.sock", "ln:" + H + "/docker.sock:/run/d/docker.sock",
+        "listen:/run/d/docker.sock",
+        "mv:/run/d/docker.sock:/run/d/real.sock",
+        "ln:" + H + "/docker.sock:/run/d/docker.sock",
         // Through /proc magic links, which a kernel walk from the host resolves against the host.
-        "listen:/run/e/docker.sock", "mv:/run/e:/run/e.orig", "ln:/proc/1/root" + H + ":/run/e",
-        "listen:/run/f/docker.sock", "mv:/run/f:/run/f.orig", "ln:/proc/self/root" + H + ":/run/f",
-        "listen:/run/g/docker.sock", "mv:/run/g:/run/g.orig", "ln:/proc/1/cwd/../../../../../.." + H + ":/run/g",
+        "listen:/run/e/docker.sock",
+        "mv:/run/e:/run/e.orig",
+        "ln:/proc/1/root" + H + ":/run/e",
+        "listen:/run/f/docker.sock",
+        "mv:/run/f:/run/f.orig",
+        "ln:/proc/self/root" + H + ":/run/f",
+        "listen:/run/g/docker.sock",
+        "mv:/run/g:/run/g.orig",
+        "ln:/proc/1/cwd/../../../../../.." + H + ":/run/g",
         // A loop.
-        "listen:/run/l/docker.sock", "mv:/run/l:/run/l.orig", "ln:/run/l2:/run/l", "ln:/run/l:/run/l2",
+        "listen:/run/l/docker.sock",
+        "mv:/run/l:/run/l.orig",
+        "ln:/run/l2:/run/l",
+        "ln:/run/l:/run/l2",
     };
     std::vector<std::string> cmd{"/dockerd"};
     cmd.insert(cmd.end(), steps.begin(), steps.end());
@@ -260,7 +277,8 @@ TEST_F(Hostile, SymlinksInAContainerNeverLeadTheFinderOutOfItsRoot) {
             finder.containers();
             auto took = ms_since(start);
             std::cout << "[ info ] discovery with the hostile container took " << took << " ms\n";
-            EXPECT_LT(took, std::chrono::milliseconds(tftest::hang_guard).count()) << "the hostile container hung the discovery";
+            EXPECT_LT(took, std::chrono::milliseconds(tftest::hang_guard).count())
+                << "the hostile container hung the discovery";
             bool real = false;
             for (auto &e : finder.engines()) {
                 EXPECT_NE(e->pid, pid) << "the hostile listener was taken for an engine: " << e->api;
@@ -281,7 +299,8 @@ TEST_F(Hostile, SymlinksInAContainerNeverLeadTheFinderOutOfItsRoot) {
         std::string path = root + naive;
         ASSERT_LT(path.size(), sizeof addr.sun_path);
         std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-        EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0) << path << ": " << std::strerror(errno);
+        EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0)
+            << path << ": " << std::strerror(errno);
         ::close(fd);
     }
     EXPECT_EQ(host.accepted(), 2) << "the symlinks do not lead out of the container: the test proves nothing";
@@ -504,7 +523,7 @@ std::set<std::string> summary(tf::Finder &finder, const std::string &procfs_root
     for (auto &c : containers)
         if (c.engine && ours(*c.engine))
             out.insert("container " + c.type + " " + c.id + " pid=" + std::to_string(c.pid) +
-                   (c.paused ? " paused" : "") + " engine=" + std::to_string(c.engine ? c.engine->pid : 0));
+                       (c.paused ? " paused" : "") + " engine=" + std::to_string(c.engine ? c.engine->pid : 0));
     return out;
 }
 
@@ -598,8 +617,10 @@ TEST_F(Hostile, FinderInItsOwnNamespacesSeesTheHostView) {
     std::set<std::string> inner;
     bool complete = false;
     while (std::getline(report, line)) {
-        if (line == "end") complete = true;
-        else inner.insert(line);
+        if (line == "end")
+            complete = true;
+        else
+            inner.insert(line);
     }
     ASSERT_TRUE(complete) << "inner report cut short";
 

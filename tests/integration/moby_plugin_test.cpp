@@ -93,8 +93,11 @@ protected:
             setup_error_ = "no tf_plugin_entry";
             return;
         }
-        host_ = {sizeof(tf_host), {TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, TF_ABI_VERSION_PATCH}, &logs_,
-                 &Logs::log, nullptr};
+        host_ = {sizeof(tf_host),
+                 {TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, TF_ABI_VERSION_PATCH},
+                 &logs_,
+                 &Logs::log,
+                 nullptr};
         tf_error err{};
         if (entry_->init(&host_, &err) != 0) {
             setup_error_ = std::string("init: ") + err.message;
@@ -128,8 +131,7 @@ protected:
     }
 
     // Probes `paths` as if they were the listening sockets of dockerd `pid`.
-    static int probe(const std::vector<std::string> &paths, int timeout_ms, Engines &out, tf_error &err,
-                     int pid = 0) {
+    static int probe(const std::vector<std::string> &paths, int timeout_ms, Engines &out, tf_error &err, int pid = 0) {
         std::vector<const char *> p;
         for (const auto &s : paths) p.push_back(s.c_str());
         tf_probe_request req{};
@@ -225,8 +227,8 @@ TEST_F(MobyPluginTest, PodmanIsRefused) {
     std::string dir = lab_->mkdir("pm");
     std::string sock = dir + "/podman.sock";
     lab::SpawnOptions so;
-    so.args = {"podman", "--root", dir + "/root", "--runroot", dir + "/run", "--storage-driver", "vfs",
-               "system", "service", "--time=0", "unix://" + sock};
+    so.args = {"podman", "--root", dir + "/root", "--runroot", dir + "/run",    "--storage-driver",
+               "vfs",    "system", "service",     "--time=0",  "unix://" + sock};
     so.env = {{"XDG_CONFIG_HOME", dir + "/cfg"}, {"XDG_DATA_HOME", dir + "/data"}};
     so.log_path = dir + "/podman.log";
     lab::Process podman(so);
@@ -251,7 +253,10 @@ TEST_F(MobyPluginTest, ListAndInspectThroughTheAbi) {
     dockerd_->docker_ok({"pause", paused});
     std::string gone = dockerd_->run_container({}, "busybox-img", {"true"});
     ASSERT_TRUE(tftest::eventually(
-        [&] { return dockerd_->docker_ok({"inspect", "-f", "{{.State.Status}}", gone}) == "exited"; }, 10s));
+        [&] {
+            return dockerd_->docker_ok({"inspect", "-f", "{{.State.Status}}", gone}) == "exited";
+        },
+        10s));
     tftest::LeakGuard guard;
     {
         Engines engines;

@@ -33,8 +33,8 @@ class Nesting : public ::testing::Test {
 protected:
     void SetUp() override {
         TF_REQUIRE_ROOT();
-        for (const char *program : {"dockerd", "docker", "containerd", "containerd-shim-runc-v2", "ctr", "runc",
-                                    "gcc", "busybox"})
+        for (const char *program :
+             {"dockerd", "docker", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "gcc", "busybox"})
             if (!lab::which(program)) TF_SKIP_OR_FAIL(std::string(program) + " is not installed");
         lab_ = std::make_unique<lab::Lab>("nest");
         dockerd_ = std::make_unique<lab::Dockerd>(*lab_);
@@ -48,7 +48,8 @@ protected:
         lab_.reset();
     }
 
-    template <typename Box, typename... Args> Box &box(Args &&...args) {
+    template <typename Box, typename... Args>
+    Box &box(Args &&...args) {
         auto b = std::make_unique<Box>(*lab_, std::forward<Args>(args)...);
         Box &ref = *b;
         boxes_.push_back(std::move(b));
@@ -414,7 +415,8 @@ TEST_F(Nesting, EngineContainerWhoseEngineDiesFailsFastAndLeavesNothing) {
         EXPECT_NE(what.find("tf-broken"), std::string::npos) << what;
         EXPECT_NE(what.find("inner engine failed"), std::string::npos) << "the log is part of the error: " << what;
     }
-    EXPECT_LT(std::chrono::steady_clock::now() - start, tftest::hang_guard) << "waited out the ready timeout instead of failing";
+    EXPECT_LT(std::chrono::steady_clock::now() - start, tftest::hang_guard)
+        << "waited out the ready timeout instead of failing";
     EXPECT_EQ(lab::docker_at_ok(api_, {"ps", "-aq", "--filter", "name=tf-broken"}), "");
     EXPECT_FALSE(std::filesystem::exists(lab_->path("n/tf-broken")));
 }

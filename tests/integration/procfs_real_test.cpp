@@ -73,14 +73,13 @@ int bound_socket(const std::string &path, int type, bool listening) {
 }
 
 std::uint64_t inode_of(int fd) {
-    struct stat info{};
+    struct stat info {};
     if (::fstat(fd, &info) != 0) return 0;
     return info.st_ino;
 }
 
 const UnixSocket *find_socket(const std::vector<UnixSocket> &sockets, std::uint64_t inode) {
-    auto it = std::find_if(sockets.begin(), sockets.end(),
-                           [&](const UnixSocket &s) { return s.inode == inode; });
+    auto it = std::find_if(sockets.begin(), sockets.end(), [&](const UnixSocket &s) { return s.inode == inode; });
     return it == sockets.end() ? nullptr : &*it;
 }
 
@@ -133,7 +132,7 @@ TEST(ProcfsReal, OwnNamespaces) {
     ASSERT_FALSE(nspid->empty());
     EXPECT_EQ(nspid->back(), ::getpid());
 
-    struct stat info{};
+    struct stat info {};
     ASSERT_EQ(::stat("/proc/self/ns/pid", &info), 0);
     EXPECT_EQ(pid_namespace("/proc", ::getpid()), info.st_ino);
     leaks.check();
@@ -181,9 +180,8 @@ TEST(ProcfsReal, OwnListeningSocket) {
         EXPECT_TRUE(contains(inodes, inode_of(abstract.fd)));
 
         listening.reset();
-        EXPECT_TRUE(tftest::eventually([&] {
-            return find_socket(listening_unix_sockets("/proc", ::getpid()), inode) == nullptr;
-        }));
+        EXPECT_TRUE(tftest::eventually(
+            [&] { return find_socket(listening_unix_sockets("/proc", ::getpid()), inode) == nullptr; }));
         EXPECT_FALSE(contains(socket_inodes("/proc", ::getpid()), inode));
     }
     leaks.check();
@@ -217,8 +215,8 @@ TEST(ProcfsReal, ZombieAndVanishedProcess) {
 // namespace has; reached by the parent through /proc/CHILD/root.
 class MountNamespaceChild {
 public:
-    MountNamespaceChild(const std::string &mount_point, const std::string &real_dir,
-                        const std::string &link, const std::string &socket_path) {
+    MountNamespaceChild(const std::string &mount_point, const std::string &real_dir, const std::string &link,
+                        const std::string &socket_path) {
         int ready[2];
         int hold[2];
         if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
@@ -233,11 +231,16 @@ public:
             ::close(hold[1]);
             // Only async-signal-safe calls below: every string was built before fork.
             char status = 0;
-            if (::unshare(CLONE_NEWNS) != 0) status = 1;
-            else if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) status = 2;
-            else if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1m") != 0) status = 3;
-            else if (::mkdir(real_dir.c_str(), 0755) != 0) status = 4;
-            else if (::symlink(real_dir.c_str(), link.c_str()) != 0) status = 5;
+            if (::unshare(CLONE_NEWNS) != 0)
+                status = 1;
+            else if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+                status = 2;
+            else if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1m") != 0)
+                status = 3;
+            else if (::mkdir(real_dir.c_str(), 0755) != 0)
+                status = 4;
+            else if (::symlink(real_dir.c_str(), link.c_str()) != 0)
+                status = 5;
             int listener = -1;
             if (status == 0) {
                 listener = bound_socket(socket_path, SOCK_STREAM, true);
@@ -279,8 +282,8 @@ public:
         if (ready_fd_ >= 0) ::close(ready_fd_);
         hold_fd_ = ready_fd_ = -1;
         if (pid_ <= 0) return;
-        bool reaped = tftest::eventually(
-            [&] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; }, std::chrono::seconds(5));
+        bool reaped =
+            tftest::eventually([&] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; }, std::chrono::seconds(5));
         if (!reaped) {
             ::kill(pid_, SIGKILL);
             ::waitpid(pid_, nullptr, 0);
@@ -313,7 +316,7 @@ TEST(ProcfsReal, SocketInChildMountNamespace) {
             TF_SKIP_OR_FAIL(std::string("cannot make a mount namespace here (step ") + ready + ")");
         ASSERT_EQ(ready, 'R') << "child failed at step " << ready;
 
-        struct stat info{};
+        struct stat info {};
         EXPECT_NE(::lstat(socket_path.c_str(), &info), 0) << "visible in our namespace";
         EXPECT_NE(::lstat(link.c_str(), &info), 0) << "visible in our namespace";
 
@@ -323,8 +326,8 @@ TEST(ProcfsReal, SocketInChildMountNamespace) {
         EXPECT_EQ(found->ppid, ::getpid());
 
         auto sockets = listening_unix_sockets("/proc", child.pid());
-        auto it = std::find_if(sockets.begin(), sockets.end(),
-                               [&](const UnixSocket &s) { return s.path == socket_path; });
+        auto it =
+            std::find_if(sockets.begin(), sockets.end(), [&](const UnixSocket &s) { return s.path == socket_path; });
         ASSERT_NE(it, sockets.end()) << socket_path << " not in /proc/" << child.pid() << "/net/unix";
         EXPECT_TRUE(contains(socket_inodes("/proc", child.pid()), it->inode));
 
@@ -337,8 +340,7 @@ TEST(ProcfsReal, SocketInChildMountNamespace) {
         ASSERT_TRUE(address) << "path too long for sockaddr_un: " << *resolved;
         OwnedFd client{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
         ASSERT_GE(client.fd, 0);
-        EXPECT_EQ(::connect(client.fd, reinterpret_cast<const sockaddr *>(&*address), sizeof *address),
-                  0)
+        EXPECT_EQ(::connect(client.fd, reinterpret_cast<const sockaddr *>(&*address), sizeof *address), 0)
             << std::strerror(errno);
         client.reset();
         child.stop();

@@ -16,9 +16,9 @@
 namespace turtlefinder::lab {
 
 struct ContainerdConfig {
-    std::string dir_name = "c";            // below the lab root
+    std::string dir_name = "c"; // below the lab root
     std::string process_name = "containerd"; // the binary is copied under this name if different
-    std::string socket_rel;                // below dir; default "<process_name>.sock"
+    std::string socket_rel; // below dir; default "<process_name>.sock"
     bool cri = true;
     Millis ready_timeout = 20s;
 };
@@ -57,8 +57,7 @@ public:
     void import_pause();
 
     // `ctr run -d --null-io busybox_image ID sleep infinity` in `ns`; the task's PID.
-    pid_t run_task(const std::string &ns, const std::string &id,
-                   const std::vector<std::string> &labels = {});
+    pid_t run_task(const std::string &ns, const std::string &id, const std::vector<std::string> &labels = {});
     void pause_task(const std::string &ns, const std::string &id);
     void resume_task(const std::string &ns, const std::string &id);
     // SIGKILL to the task, then deletes task and container.

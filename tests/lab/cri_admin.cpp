@@ -78,8 +78,7 @@ std::string CriAdmin::create_container(const std::string &pod_id, const std::str
     for (const auto &arg : command) config->add_command(arg);
     for (const auto &[k, v] : labels) (*config->mutable_labels())[k] = v;
     config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(cri::NODE);
-    return impl_->call(&cri::RuntimeService::Stub::CreateContainer, request, "create container " + name)
-        .container_id();
+    return impl_->call(&cri::RuntimeService::Stub::CreateContainer, request, "create container " + name).container_id();
 }
 
 void CriAdmin::start_container(const std::string &id) {

@@ -17,8 +17,7 @@ const char *to_string(FakeEngine::Behaviour behaviour) {
     return "?";
 }
 
-FakeEngine::FakeEngine(const Lab &lab, std::string process_name, Behaviour behaviour,
-                       const std::string &socket_name)
+FakeEngine::FakeEngine(const Lab &lab, std::string process_name, Behaviour behaviour, const std::string &socket_name)
     : socket_(lab.path(socket_name)) {
     SpawnOptions so;
     so.args = {TF_LAB_FAKE_ENGINE, process_name, to_string(behaviour), socket_};

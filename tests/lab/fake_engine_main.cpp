@@ -64,8 +64,8 @@ void serve(int fd, const std::string &behaviour) {
             std::this_thread::sleep_for(200ms);
         }
     } else if (behaviour == "endless") {
-        const std::string head =
-            "HTTP/1.1 200 OK\r\nAPI-Version: 1.41\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        const std::string head = "HTTP/1.1 200 OK\r\nAPI-Version: 1.41\r\nContent-Type: "
+                                 "application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
         if (send_all(fd, head.data(), head.size())) {
             std::string chunk = "1000\r\n" + std::string(0x1000, ' ') + "\r\n";
             while (send_all(fd, chunk.data(), chunk.size())) {

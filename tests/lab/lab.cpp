@@ -76,8 +76,10 @@ bool wait_exited(pid_t pid, std::optional<Millis> deadline) {
         } else {
             std::this_thread::sleep_for(std::min(left, Millis(10))); // no pidfd: poll waitid
         }
-        if (exited()) done = true;
-        else if (std::chrono::steady_clock::now() >= end) break;
+        if (exited())
+            done = true;
+        else if (std::chrono::steady_clock::now() >= end)
+            break;
     }
     if (pidfd >= 0) ::close(pidfd);
     return done;

@@ -87,10 +87,10 @@ std::string comm_of(pid_t pid);
 std::vector<pid_t> children_of(pid_t pid);
 
 struct SpawnOptions {
-    std::vector<std::string> args;        // args[0]: program (absolute, or looked up on PATH)
+    std::vector<std::string> args; // args[0]: program (absolute, or looked up on PATH)
     std::map<std::string, std::string> env; // added to (or overriding) the test's environment
-    std::string log_path;                 // stdout+stderr; /dev/null when empty
-    std::string cwd;                      // working directory; inherited when empty
+    std::string log_path; // stdout+stderr; /dev/null when empty
+    std::string cwd; // working directory; inherited when empty
 };
 
 class Process {
@@ -164,9 +164,9 @@ std::string busybox_tar(const Lab &lab, const std::string &name = "busybox.tar")
 // ---- dockerd -----------------------------------------------------------
 
 struct DockerdConfig {
-    std::string dir_name = "d";       // below the lab root: keep it short
-    std::string containerd_socket;    // --containerd; empty: dockerd starts its own
-    bool runtime_wrapper = true;      // default runtime strips CAP_SYS_RESOURCE (see ENGINES.md)
+    std::string dir_name = "d"; // below the lab root: keep it short
+    std::string containerd_socket; // --containerd; empty: dockerd starts its own
+    bool runtime_wrapper = true; // default runtime strips CAP_SYS_RESOURCE (see ENGINES.md)
     std::vector<std::string> extra_args;
     Millis ready_timeout = 20s;
 };
@@ -194,8 +194,7 @@ public:
     // Imports the busybox rootfs as `image` with CMD ["sleep","infinity"] (once).
     void import_busybox(const std::string &image = "busybox-img");
     // `docker run -d --network none [extra...] image [cmd...]`; the container id.
-    std::string run_container(const std::vector<std::string> &extra_args = {},
-                              const std::string &image = "busybox-img",
+    std::string run_container(const std::vector<std::string> &extra_args = {}, const std::string &image = "busybox-img",
                               const std::vector<std::string> &cmd = {});
 
     // Removes every container (SIGKILL), stops dockerd and its managed
@@ -224,9 +223,9 @@ class FakeEngine {
 public:
     enum class Behaviour {
         garbage, // reads the request, answers random non-HTTP bytes, closes
-        hang,    // accepts and reads, never answers
-        slow,    // a valid-looking Docker /_ping answer, one byte per 200 ms
-        close,   // closes each connection at once
+        hang, // accepts and reads, never answers
+        slow, // a valid-looking Docker /_ping answer, one byte per 200 ms
+        close, // closes each connection at once
         endless, // valid headers, then a body that never ends (chunked)
     };
     // Starts the double listening on lab.path(socket_name) and waits until it listens.

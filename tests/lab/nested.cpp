@@ -113,7 +113,8 @@ std::string images_archive(const Lab &lab, const DockerApi &api) {
     RunResult tar = run({"tar", "--numeric-owner", "-C", pause_root, "-cf", pause_tar, "."}, {}, 60s);
     if (!tar.ok()) throw Error("tar of the pause rootfs failed: " + tar.err);
     docker_at_ok(api, {"import", "-c", R"(CMD ["/pause"])", pause_tar, NestedContainerd::pause_image});
-    docker_at_ok(api, {"import", "-c", R"(CMD ["sleep","infinity"])", busybox_tar(lab), NestedContainerd::busybox_image});
+    docker_at_ok(api,
+                 {"import", "-c", R"(CMD ["sleep","infinity"])", busybox_tar(lab), NestedContainerd::busybox_image});
     std::string partial = archive + ".part";
     docker_at_ok(api, {"save", "-o", partial, NestedContainerd::pause_image, NestedContainerd::busybox_image}, 120s);
     fs::rename(partial, archive);
@@ -212,8 +213,8 @@ std::string engine_base_tar(const Lab &lab) {
     write_below(root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
     write_below(root, "etc/group", "root:x:0:\n");
     ::chmod((root + "/tmp").c_str(), 01777);
-    RunResult r = run({"tar", "--numeric-owner", "--owner=0", "--group=0", "-C", root, "-cf", tar + ".part", "."},
-                      {}, 60s);
+    RunResult r =
+        run({"tar", "--numeric-owner", "--owner=0", "--group=0", "-C", root, "-cf", tar + ".part", "."}, {}, 60s);
     if (!r.ok()) throw Error("tar of the engine base rootfs failed: " + r.err);
     fs::rename(tar + ".part", tar);
     return tar;
@@ -235,14 +236,27 @@ EngineContainer::EngineContainer(const Lab &lab, DockerApi api, EngineContainerC
     import_engine_base(lab_, api_);
 
     std::vector<std::string> args = {
-        "run", "-d", "--privileged", "--network", "none", "--name", config_.name,
-        "--label", "turtlefinder.test/engine-container=" + config_.name,
-        "-v", "/usr:/usr:ro",
-        "-v", api_.nest_dir + ":" + nested_nest_dir,
-        "-v", api_.runc_wrapper + ":" + nested_runc_wrapper + ":ro",
-        "-v", api_.nest_dir + "/" + state_rel + ":/var/lib",
-        "--tmpfs", "/run:rw,exec,mode=755",
-        "--tmpfs", "/tmp:rw,exec,mode=1777",
+        "run",
+        "-d",
+        "--privileged",
+        "--network",
+        "none",
+        "--name",
+        config_.name,
+        "--label",
+        "turtlefinder.test/engine-container=" + config_.name,
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        api_.nest_dir + ":" + nested_nest_dir,
+        "-v",
+        api_.runc_wrapper + ":" + nested_runc_wrapper + ":ro",
+        "-v",
+        api_.nest_dir + "/" + state_rel + ":/var/lib",
+        "--tmpfs",
+        "/run:rw,exec,mode=755",
+        "--tmpfs",
+        "/tmp:rw,exec,mode=1777",
     };
     args.insert(args.end(), config_.extra_args.begin(), config_.extra_args.end());
     args.push_back(engine_base_image);
@@ -337,9 +351,8 @@ EngineContainerConfig containerd_config(const std::string &name) {
     c.name = name;
     c.command = {"/usr/bin/containerd", "--config", "/var/lib/tf-lab/containerd.toml"};
     c.ready_socket = NestedContainerd::socket_inside;
-    c.state_files = {{"tf-lab/containerd.toml", toml.str()},
-                     {"tf-lab/cni/bin/.keep", ""},
-                     {"tf-lab/cni/conf/.keep", ""}};
+    c.state_files = {
+        {"tf-lab/containerd.toml", toml.str()}, {"tf-lab/cni/bin/.keep", ""}, {"tf-lab/cni/conf/.keep", ""}};
     return c;
 }
 

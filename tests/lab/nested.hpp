@@ -38,11 +38,11 @@ inline constexpr const char *nested_runc_wrapper = "/opt/tf-lab/tf-runc";
 
 // A Docker API endpoint and how its engine sees the lab.
 struct DockerApi {
-    std::string socket;       // reachable from the test (may be /proc/PID/root/...)
-    std::string nest_dir;     // the lab's nest dir ("n") in the engine's mount namespace
+    std::string socket; // reachable from the test (may be /proc/PID/root/...)
+    std::string nest_dir; // the lab's nest dir ("n") in the engine's mount namespace
     std::string runc_wrapper; // the CAP_SYS_RESOURCE-stripping runtime, in the engine's mount namespace
-    pid_t engine_pid = 0;     // the dockerd, host PID (its PID namespace is the one it reports PIDs in)
-    std::string cli_config;   // DOCKER_CONFIG for the CLI (a lab dir)
+    pid_t engine_pid = 0; // the dockerd, host PID (its PID namespace is the one it reports PIDs in)
+    std::string cli_config; // DOCKER_CONFIG for the CLI (a lab dir)
 };
 
 // The lab's own dockerd as a DockerApi.
@@ -71,10 +71,10 @@ void import_engine_base(const Lab &lab, const DockerApi &api);
 inline constexpr const char *engine_base_image = "turtlefinder.test/engine-base:1";
 
 struct EngineContainerConfig {
-    std::string name;                     // container name: what the Finder must report as the prefix
-    std::vector<std::string> command;     // entrypoint, from the host's /usr
-    std::vector<std::string> extra_args;  // more `docker run` arguments
-    std::string ready_socket;             // listening in the container's network namespace = ready
+    std::string name; // container name: what the Finder must report as the prefix
+    std::vector<std::string> command; // entrypoint, from the host's /usr
+    std::vector<std::string> extra_args; // more `docker run` arguments
+    std::string ready_socket; // listening in the container's network namespace = ready
     // Files written below the state dir before the start (path relative to
     // /var/lib inside, content), e.g. the inner engine's configuration.
     std::vector<std::pair<std::string, std::string>> state_files;

@@ -25,10 +25,10 @@ namespace turtlefinder::lab {
 
 // Where podman keeps things, as paths the podman process sees.
 struct PodmanLayout {
-    std::string graph_root;   // image and container storage (vfs)
-    std::string run_root;     // storage run state
-    std::string tmp_dir;      // libpod's run state and events log
-    std::string network_dir;  // CNI configuration podman may write
+    std::string graph_root; // image and container storage (vfs)
+    std::string run_root; // storage run state
+    std::string tmp_dir; // libpod's run state and events log
+    std::string network_dir; // CNI configuration podman may write
     std::string copy_tmp_dir; // scratch space of image imports (must exist)
 };
 // containers.conf text for `layout`.
@@ -39,7 +39,7 @@ std::string podman_storage_conf(const PodmanLayout &layout);
 std::map<std::string, std::string> podman_env(const std::string &containers_conf, const std::string &storage_conf);
 
 struct PodmanFiles {
-    std::string dir;             // everything below here
+    std::string dir; // everything below here
     std::string containers_conf;
     std::string storage_conf;
     // podman_env() plus PATH (conmon and runc are looked up there).

@@ -70,9 +70,9 @@ std::string find_runc() {
 
 // Where runc's command is in `args`: global options come before it.
 std::size_t command_index(const std::vector<std::string> &args) {
-    static const char *const commands[] = {"checkpoint", "create", "delete", "events", "exec", "init", "kill",
-                                           "list", "pause", "ps", "restore", "resume", "run", "spec", "start",
-                                           "state", "update", "features"};
+    static const char *const commands[] = {"checkpoint", "create", "delete", "events", "exec",    "init",
+                                           "kill",       "list",   "pause",  "ps",     "restore", "resume",
+                                           "run",        "spec",   "start",  "state",  "update",  "features"};
     for (std::size_t i = 0; i < args.size(); ++i)
         if (std::find(std::begin(commands), std::end(commands), args[i]) != std::end(commands)) return i;
     return args.size();

@@ -26,17 +26,40 @@ constexpr const char *storage_conf_inside = "/etc/containers/storage.conf";
 // Units that would touch the host's devices, kernel settings, consoles or
 // network, or that need a journal or a bus this container does not run.
 const char *const masked_units[] = {
-    "systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
-    "systemd-udev-trigger.service", "systemd-journald.service", "systemd-journald.socket",
-    "systemd-journald-dev-log.socket", "systemd-journald-audit.socket", "systemd-logind.service",
-    "getty.target", "console-getty.service", "getty@tty1.service", "systemd-networkd.service",
-    "systemd-networkd.socket", "systemd-resolved.service", "systemd-timesyncd.service",
-    "systemd-sysctl.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
-    "proc-sys-fs-binfmt_misc.mount", "systemd-modules-load.service", "systemd-remount-fs.service",
-    "systemd-firstboot.service", "systemd-hwdb-update.service", "systemd-random-seed.service",
-    "systemd-update-utmp.service", "dev-hugepages.mount", "sys-kernel-debug.mount",
-    "sys-kernel-tracing.mount", "sys-kernel-config.mount", "sys-fs-fuse-connections.mount",
-    "dbus.service", "dbus.socket", "cron.service",
+    "systemd-udevd.service",
+    "systemd-udevd-control.socket",
+    "systemd-udevd-kernel.socket",
+    "systemd-udev-trigger.service",
+    "systemd-journald.service",
+    "systemd-journald.socket",
+    "systemd-journald-dev-log.socket",
+    "systemd-journald-audit.socket",
+    "systemd-logind.service",
+    "getty.target",
+    "console-getty.service",
+    "getty@tty1.service",
+    "systemd-networkd.service",
+    "systemd-networkd.socket",
+    "systemd-resolved.service",
+    "systemd-timesyncd.service",
+    "systemd-sysctl.service",
+    "systemd-binfmt.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "proc-sys-fs-binfmt_misc.mount",
+    "systemd-modules-load.service",
+    "systemd-remount-fs.service",
+    "systemd-firstboot.service",
+    "systemd-hwdb-update.service",
+    "systemd-random-seed.service",
+    "systemd-update-utmp.service",
+    "dev-hugepages.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+    "dbus.service",
+    "dbus.socket",
+    "cron.service",
 };
 
 void write_text(const fs::path &path, const std::string &content) {
@@ -71,8 +94,8 @@ void write_container_files(const fs::path &state, const SystemdConfig &config) {
     // and the tests need its fd set settled before they activate anything.
     std::string wants = config.podman ? "podman.socket tf-booted.service" : "tf-booted.service";
     for (std::size_t i = 0; i < config.dead_sockets.size(); ++i) wants += " tf-dead-" + std::to_string(i) + ".socket";
-    write_text(units / "tf.target", "[Unit]\nDescription=turtlefinder lab\nDefaultDependencies=no\nWants=" + wants +
-                                        "\nAllowIsolate=yes\n");
+    write_text(units / "tf.target",
+               "[Unit]\nDescription=turtlefinder lab\nDefaultDependencies=no\nWants=" + wants + "\nAllowIsolate=yes\n");
     fs::create_symlink("tf.target", units / "default.target");
     for (const char *unit : masked_units) fs::create_symlink("/dev/null", units / unit);
 
@@ -121,18 +144,23 @@ EngineContainerConfig engine_config(const Lab &lab, const DockerApi &api, const 
     c.command = {"/usr/lib/systemd/systemd"};
     c.extra_args = {
         "--cgroupns=private",
-        "--tmpfs", "/run/lock",
-        "--tmpfs", "/var/tmp", // podman's scratch space for container storage
-        "--stop-signal", "SIGRTMIN+3",
-        "-e", "container=docker",
-        "-v", state_outer + "/system:/etc/systemd/system:ro",
-        "-v", state_outer + "/containers:/etc/containers:ro",
+        "--tmpfs",
+        "/run/lock",
+        "--tmpfs",
+        "/var/tmp", // podman's scratch space for container storage
+        "--stop-signal",
+        "SIGRTMIN+3",
+        "-e",
+        "container=docker",
+        "-v",
+        state_outer + "/system:/etc/systemd/system:ro",
+        "-v",
+        state_outer + "/containers:/etc/containers:ro",
     };
     c.ready_socket = config.podman ? config.socket : "";
     c.ready_timeout = config.ready_timeout;
     return c;
 }
-
 
 char state_of(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -216,8 +244,7 @@ std::vector<pid_t> SystemdContainer::podman_services() const {
 
 RunResult SystemdContainer::podman(const std::vector<std::string> &args, Millis timeout) const {
     std::vector<std::string> full = {"/usr/bin/env", std::string("CONTAINERS_CONF=") + containers_conf_inside,
-                                     std::string("CONTAINERS_STORAGE_CONF=") + storage_conf_inside,
-                                     "/usr/bin/podman"};
+                                     std::string("CONTAINERS_STORAGE_CONF=") + storage_conf_inside, "/usr/bin/podman"};
     full.insert(full.end(), args.begin(), args.end());
     return exec(full, timeout);
 }

@@ -34,10 +34,10 @@
 namespace turtlefinder::lab {
 
 struct SystemdConfig {
-    std::string name = "tf-systemd";                  // container name (the expected engine prefix)
-    bool podman = true;                               // arm podman.socket at all
-    std::string socket = "/run/podman/podman.sock";   // podman.socket's ListenStream, inside
-    int idle_seconds = 5;                             // podman system service --time
+    std::string name = "tf-systemd"; // container name (the expected engine prefix)
+    bool podman = true; // arm podman.socket at all
+    std::string socket = "/run/podman/podman.sock"; // podman.socket's ListenStream, inside
+    int idle_seconds = 5; // podman system service --time
     // More sockets (paths inside, normally ending in podman.sock) whose
     // service starts but never becomes podman (`sleep infinity`).
     std::vector<std::string> dead_sockets;

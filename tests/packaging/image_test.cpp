@@ -91,8 +91,8 @@ TEST(Image, TheContainerisedCliSeesTheHostsEnginesWithHostPids) {
         ASSERT_TRUE(r.ok()) << r.err;
         deb_args += " '" + deb_in(debs, p) + "'";
     }
-    for (const char *d : {"usr/bin", "usr/sbin", "usr/lib", "usr/lib64", "etc", "tmp", "proc", "sys", "dev",
-                          "run", "host/proc"})
+    for (const char *d :
+         {"usr/bin", "usr/sbin", "usr/lib", "usr/lib64", "etc", "tmp", "proc", "sys", "dev", "run", "host/proc"})
         fs::create_directories(skel + "/" + d);
     for (const char *d : {"bin", "sbin", "lib", "lib64"}) fs::create_symlink(std::string("usr/") + d, skel + "/" + d);
     lab.write_file("skel/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");

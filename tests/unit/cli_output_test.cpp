@@ -40,7 +40,10 @@ tf::Container container(std::string name, std::shared_ptr<const tf::Engine> e, t
 
 TEST(CliOutput, ValidUtf8RepairsOnlyWhatIsBroken) {
     EXPECT_EQ(tf::cli::valid_utf8("plain ümlaut €"), "plain ümlaut €");
-    EXPECT_EQ(tf::cli::valid_utf8("a\xff" "b"), "a\xEF\xBF\xBD" "b");
+    EXPECT_EQ(tf::cli::valid_utf8("a\xff"
+                                  "b"),
+              "a\xEF\xBF\xBD"
+              "b");
     EXPECT_EQ(tf::cli::valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "overlong '/'";
     EXPECT_EQ(tf::cli::valid_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << "surrogate";
     EXPECT_EQ(tf::cli::valid_utf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "truncated";
@@ -51,7 +54,8 @@ TEST(CliOutput, JsonIsValidWithHostileNamesAndLabels) {
     auto e = engine("/run/\xff.sock");
     std::string huge(1 << 20, 'x');
     std::vector<tf::Container> cs{
-        container(std::string("ctl\x01\x1f\x7f\"\\", 8), e, {{"k\xc3", "v\xff\xfe"}, {"long", huge}, {"nul", std::string("a\0b", 3)}}),
+        container(std::string("ctl\x01\x1f\x7f\"\\", 8), e,
+                  {{"k\xc3", "v\xff\xfe"}, {"long", huge}, {"nul", std::string("a\0b", 3)}}),
     };
     std::ostringstream out;
     tf::cli::print_json(out, {e}, cs);
@@ -84,8 +88,7 @@ TEST(CliOutput, NestedEnginesAreDrawnUnderTheirContainer) {
     ASSERT_NE(nested, std::string::npos) << text;
     EXPECT_LT(kind, nested) << text;
     EXPECT_LT(nested, etcd) << text;
-    EXPECT_LT(etcd, web) << "the nested engine belongs under kind-control-plane, before the next container\n"
-                         << text;
+    EXPECT_LT(etcd, web) << "the nested engine belongs under kind-control-plane, before the next container\n" << text;
     // The nested engine is drawn once, not also at the top level.
     const std::string inner_api = "/proc/9/root/run/containerd/containerd.sock";
     EXPECT_EQ(text.find(inner_api, nested + inner_api.size()), std::string::npos) << text;

@@ -112,7 +112,8 @@ TEST_F(Config, ErrorsSayWhereAndWhy) {
         tf::load_config(dir_ + "/missing.json", o);
         ADD_FAILURE() << "a missing file was read";
     } catch (const std::runtime_error &e) {
-        EXPECT_EQ(std::string(e.what()), dir_ + "/missing.json: cannot read the configuration file: No such file or directory");
+        EXPECT_EQ(std::string(e.what()),
+                  dir_ + "/missing.json: cannot read the configuration file: No such file or directory");
     }
 }
 

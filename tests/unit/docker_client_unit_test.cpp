@@ -101,9 +101,9 @@ TEST(DockerDecode, ContainerInspect) {
     auto exited = docker::decode_container_inspect(R"({"Id":"x","State":{"Running":false,"Pid":0}})");
     EXPECT_FALSE(exited.running);
     EXPECT_EQ(exited.pid, 0);
-    for (const char *bad : {R"({"Id":"x"})", R"({"Id":"x","State":{"Pid":-1}})", R"({"Id":"x","State":{"Pid":"1"}})",
-                            R"({"Id":"x","State":{"Pid":99999999999}})", R"({"Id":"x","State":{"Running":"yes"}})",
-                            R"({"State":{}})"})
+    for (const char *bad :
+         {R"({"Id":"x"})", R"({"Id":"x","State":{"Pid":-1}})", R"({"Id":"x","State":{"Pid":"1"}})",
+          R"({"Id":"x","State":{"Pid":99999999999}})", R"({"Id":"x","State":{"Running":"yes"}})", R"({"State":{}})"})
         EXPECT_EQ(error_code_of([&] { docker::decode_container_inspect(bad); }), -EPROTO) << bad;
 }
 
@@ -179,9 +179,7 @@ TEST(DockerSplitter, OversizedObjectIsAnError) {
     docker::JsonStreamSplitter s(100);
     EXPECT_EQ(split_all(s, {"{\"a\":\"" + std::string(80, 'x') + "\"}"}).size(), 1u);
     // An object that never ends must fail once it passes the cap, whatever the feed size.
-    int code = error_code_of([&] {
-        split_all(s, {"{\"a\":\"", std::string(60, 'x'), std::string(60, 'x')});
-    });
+    int code = error_code_of([&] { split_all(s, {"{\"a\":\"", std::string(60, 'x'), std::string(60, 'x')}); });
     EXPECT_EQ(code, -EPROTO);
     docker::JsonStreamSplitter whole(100);
     EXPECT_EQ(error_code_of([&] { split_all(whole, {"{\"a\":\"" + std::string(200, 'x') + "\"}"}); }), -EPROTO);
@@ -205,8 +203,7 @@ class ScriptedEngine {
 public:
     using Responder = std::function<std::vector<std::string>(const std::string &request_line)>;
 
-    explicit ScriptedEngine(Responder respond, const std::string &dir_suffix = "")
-        : respond_(std::move(respond)) {
+    explicit ScriptedEngine(Responder respond, const std::string &dir_suffix = "") : respond_(std::move(respond)) {
         char templ[] = "/tmp/tf-ut-XXXXXX";
         dir_ = ::mkdtemp(templ);
         std::string d = dir_ + dir_suffix;
@@ -521,7 +518,10 @@ TEST(DockerClientHttp, EventStreamGarbageAndOversize) {
         auto o = opts(engine.path());
         o.max_event = 1024;
         docker::Client c(o);
-        EXPECT_EQ(error_code_of([&] { c.events({}, [] { return true; }, [](const docker::Event &) { return true; }); }),
+        EXPECT_EQ(error_code_of([&] {
+                      c.events(
+                          {}, [] { return true; }, [](const docker::Event &) { return true; });
+                  }),
                   -EPROTO);
     }
     guard.check();
@@ -539,7 +539,8 @@ TEST(DockerClientHttp, CancelEndsABlockedEventStreamPromptly) {
         std::atomic<int> code{1};
         std::thread watcher([&] {
             code = error_code_of([&] {
-                c.events({}, [&] { return subscribed = true; }, [](const docker::Event &) { return true; });
+                c.events(
+                    {}, [&] { return subscribed = true; }, [](const docker::Event &) { return true; });
             });
         });
         ASSERT_TRUE(tftest::eventually([&] { return subscribed.load(); }));

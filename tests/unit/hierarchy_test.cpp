@@ -43,8 +43,8 @@ TEST(Stacking, ThreeLevelsGivePrefixesOutermostFirst) {
 
 TEST(Stacking, EngineThatIsTheContainersInit) {
     // KinD-style: the engine is PID 1 of its container.
-    auto table = ProcessTable::from({proc(1, 0, "init"), proc(5, 1, "dockerd"), proc(6, 1, "containerd-shim"),
-                                     proc(7, 6, "containerd")});
+    auto table = ProcessTable::from(
+        {proc(1, 0, "init"), proc(5, 1, "dockerd"), proc(6, 1, "containerd-shim"), proc(7, 6, "containerd")});
     auto p = tf::hierarchy::stack(table, {{5}, {7}}, {{0, "kind-control-plane", 7}});
     EXPECT_EQ(p.prefix[1], "kind-control-plane");
     EXPECT_EQ(*p.parent[1], 0u);

@@ -57,19 +57,15 @@ public:
     }
 
     // A full-length stat line as the kernel writes it (52 fields).
-    static std::string stat_line(int pid, std::string_view name, char state, int ppid,
-                                 std::uint64_t starttime) {
-        std::string line = std::to_string(pid) + " (" + std::string(name) + ") " + state + " " +
-                           std::to_string(ppid) +
-                           " 1 1 0 -1 4194560 1406 0 0 0 3 5 0 0 20 0 1 0 " +
-                           std::to_string(starttime) +
+    static std::string stat_line(int pid, std::string_view name, char state, int ppid, std::uint64_t starttime) {
+        std::string line = std::to_string(pid) + " (" + std::string(name) + ") " + state + " " + std::to_string(ppid) +
+                           " 1 1 0 -1 4194560 1406 0 0 0 3 5 0 0 20 0 1 0 " + std::to_string(starttime) +
                            " 23515136 2318 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 "
                            "1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
         return line;
     }
 
-    void add_process(int pid, int ppid, std::string_view name, char state = 'S',
-                     std::uint64_t starttime = 1000) const {
+    void add_process(int pid, int ppid, std::string_view name, char state = 'S', std::uint64_t starttime = 1000) const {
         write(std::to_string(pid) + "/stat", stat_line(pid, name, state, ppid, starttime));
     }
 

@@ -40,8 +40,8 @@ TEST(ProcfsStat, ParsesFullKernelLine) {
 
 TEST(ProcfsStat, OddCommNames) {
     // comm is everything between the first '(' and the LAST ')'.
-    for (std::string name : {"tmux: server", "a) (b", "x)", ")", ") S 1 2 (", "(", "((()))", "",
-                             "with  two  spaces", "kworker/0:1H-kblockd"}) {
+    for (std::string name : {"tmux: server", "a) (b", "x)", ")", ") S 1 2 (", "(", "((()))", "", "with  two  spaces",
+                             "kworker/0:1H-kblockd"}) {
         SCOPED_TRACE("name: '" + name + "'");
         auto process = parse_stat(ProcFixture::stat_line(7, name, 'R', 3, 55));
         ASSERT_TRUE(process);
@@ -62,10 +62,10 @@ TEST(ProcfsStat, MinimalLineHasNoStarttime) {
 }
 
 TEST(ProcfsStat, RejectsGarbage) {
-    for (std::string bad : {"", "abc", "12 (x", "12 x) S 1", "(x) S 1", "-1 (x) S 1",
-                            "0 (x) S 1", "12 (x) SS 1", "12 (x) S", "12 (x) S abc",
-                            "12 (x) S -3", "a12 (x) S 1", "12 (x) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 "
-                                                          "1 1 1 1 notanumber 5",
+    for (std::string bad : {"", "abc", "12 (x", "12 x) S 1", "(x) S 1", "-1 (x) S 1", "0 (x) S 1", "12 (x) SS 1",
+                            "12 (x) S", "12 (x) S abc", "12 (x) S -3", "a12 (x) S 1",
+                            "12 (x) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 "
+                            "1 1 1 1 notanumber 5",
                             ")12 (x S 1", "99999999999 (x) S 1"}) {
         SCOPED_TRACE("line: '" + bad + "'");
         EXPECT_FALSE(parse_stat(bad));
@@ -83,10 +83,10 @@ TEST(ProcfsScan, FixtureTree) {
     proc.add_process(11, 10, "containerd", 'S', 5001);
     proc.add_process(12, 10, "docker proxy)", 'R', 5002);
     proc.add_process(13, 10, "containerd-shim", 'Z'); // zombie: skipped
-    proc.mkdirs("14");                                // vanished: dir without stat
-    proc.write("15/stat", "");                        // vanished while read
-    proc.write("16/stat", "garbage");                 // unparseable: skipped
-    proc.add_process(20, 99, "orphan");               // parent not in table
+    proc.mkdirs("14"); // vanished: dir without stat
+    proc.write("15/stat", ""); // vanished while read
+    proc.write("16/stat", "garbage"); // unparseable: skipped
+    proc.add_process(20, 99, "orphan"); // parent not in table
     proc.add_process(21, 12, "(sd-pam)", 'D');
     proc.symlink("11", "self");
     proc.mkdirs("net");
@@ -141,8 +141,7 @@ TEST(ProcfsScan, ManyProcesses) {
     ProcFixture proc;
     constexpr int first = 100000;
     constexpr int count = 600;
-    for (int pid = first; pid < first + count; ++pid)
-        proc.add_process(pid, 1, "p" + std::to_string(pid));
+    for (int pid = first; pid < first + count; ++pid) proc.add_process(pid, 1, "p" + std::to_string(pid));
     proc.add_process(1, 0, "init");
     auto table = ProcessTable::scan(proc.root());
     EXPECT_EQ(table.size(), static_cast<std::size_t>(count + 1));
@@ -193,8 +192,7 @@ TEST(ProcfsReadProcess, SingleProcess) {
 
 // ---- namespaces -------------------------------------------------------------
 
-constexpr const char *status_head =
-    "Name:\tdockerd\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t29535\nNgid:\t0\n";
+constexpr const char *status_head = "Name:\tdockerd\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t29535\nNgid:\t0\n";
 
 TEST(ProcfsNspid, Levels) {
     auto status = [](const std::string &nspid_line) {
@@ -245,10 +243,9 @@ TEST(ProcfsPidNamespace, FromLink) {
 TEST(ProcfsSockets, ParseSocketLink) {
     EXPECT_EQ(parse_socket_link("socket:[12345]"), 12345u);
     EXPECT_EQ(parse_socket_link("socket:[18446744073709551615]"), 18446744073709551615u);
-    for (std::string bad : {"socket:[]", "socket:[12", "socket:12]", "pipe:[12]", "socket:[-1]",
-                            "socket:[1x]", "socket:[18446744073709551616]", "", "socket:",
-                            "/run/docker.sock", "anon_inode:[eventfd]", " socket:[1]",
-                            "socket:[1] "}) {
+    for (std::string bad : {"socket:[]", "socket:[12", "socket:12]", "pipe:[12]", "socket:[-1]", "socket:[1x]",
+                            "socket:[18446744073709551616]", "", "socket:", "/run/docker.sock", "anon_inode:[eventfd]",
+                            " socket:[1]", "socket:[1] "}) {
         EXPECT_FALSE(parse_socket_link(bad)) << bad;
     }
 }
@@ -308,9 +305,7 @@ TEST(ProcfsNetUnix, HeaderOnlyAndEmpty) {
     EXPECT_TRUE(parse_net_unix("").empty());
     EXPECT_TRUE(parse_net_unix("Num       RefCount Protocol Flags    Type St Inode Path\n").empty());
     // A data-looking first line is the header and is never taken.
-    EXPECT_TRUE(
-        parse_net_unix("0000000000000000: 00000002 00000000 00010000 0001 01 5 /run/x.sock\n")
-            .empty());
+    EXPECT_TRUE(parse_net_unix("0000000000000000: 00000002 00000000 00010000 0001 01 5 /run/x.sock\n").empty());
 }
 
 TEST(ProcfsNetUnix, FromFixture) {
@@ -360,8 +355,7 @@ protected:
 TEST_F(ProcfsResolve, PlainPaths) {
     tftest::LeakGuard leaks;
     EXPECT_EQ(resolve("/run/containerd/containerd.sock"), in_root("/run/containerd/containerd.sock"));
-    EXPECT_EQ(resolve("//run///containerd/./containerd.sock"),
-              in_root("/run/containerd/containerd.sock"));
+    EXPECT_EQ(resolve("//run///containerd/./containerd.sock"), in_root("/run/containerd/containerd.sock"));
     EXPECT_EQ(resolve("/"), in_root("/"));
     EXPECT_EQ(resolve("/run/"), in_root("/run"));
     EXPECT_EQ(resolve_in_root(root_ + "/", "/etc/passwd"), in_root("/etc/passwd"));
@@ -379,14 +373,11 @@ TEST_F(ProcfsResolve, PlainPaths) {
 }
 
 TEST_F(ProcfsResolve, SymlinksInsideTheRoot) {
-    EXPECT_EQ(resolve("/var/run/containerd/containerd.sock"),
-              in_root("/run/containerd/containerd.sock"));
-    EXPECT_EQ(resolve("/var/run-abs/containerd/containerd.sock"),
-              in_root("/run/containerd/containerd.sock"));
+    EXPECT_EQ(resolve("/var/run/containerd/containerd.sock"), in_root("/run/containerd/containerd.sock"));
+    EXPECT_EQ(resolve("/var/run-abs/containerd/containerd.sock"), in_root("/run/containerd/containerd.sock"));
     EXPECT_EQ(resolve("/rel/x.sock"), in_root("/sub/dir/x.sock"));
     // ".." after a link applies to the link's target, as in the kernel.
-    EXPECT_EQ(resolve("/dirlink/../containerd/containerd.sock"),
-              in_root("/run/containerd/containerd.sock"));
+    EXPECT_EQ(resolve("/dirlink/../containerd/containerd.sock"), in_root("/run/containerd/containerd.sock"));
     EXPECT_EQ(resolve("/var/run"), in_root("/run"));
 }
 
@@ -434,8 +425,7 @@ TEST_F(ProcfsResolve, LoopsAndLinkLimit) {
     EXPECT_FALSE(resolve("/x/y"));
 
     // A chain of exactly 40 links resolves; 41 are refused (Linux's MAXSYMLINKS).
-    for (int i = 1; i < 40; ++i)
-        fs_.symlink("c" + std::to_string(i + 1), "root/c" + std::to_string(i));
+    for (int i = 1; i < 40; ++i) fs_.symlink("c" + std::to_string(i + 1), "root/c" + std::to_string(i));
     fs_.symlink("/etc", "root/c40");
     fs_.symlink("c1", "root/c0");
     EXPECT_EQ(resolve("/c1/passwd"), in_root("/etc/passwd"));

@@ -28,8 +28,8 @@ constexpr const char *host_pidns = "pid:[4026531836]";
 
 using tftest::proc;
 
-std::shared_ptr<const tf::plugins::ReportedContainer> raw(std::string id, std::string name, int pid, bool paused = false,
-                                                     tf::Labels labels = {}) {
+std::shared_ptr<const tf::plugins::ReportedContainer> raw(std::string id, std::string name, int pid,
+                                                          bool paused = false, tf::Labels labels = {}) {
     auto c = std::make_shared<tf::plugins::ReportedContainer>();
     c->id = std::move(id);
     c->name = std::move(name);
@@ -146,8 +146,8 @@ TEST_F(Query, ChangedViewShowsUpInTheNextCall) {
     run(table());
     run(table());
     // Started, paused, relabelled and exited, all behind one warm call.
-    docker_view_ = view({raw("o", "outer", 21, true), raw("w", "web", 26, false, {{"app", "api"}}),
-                         raw("n", "new", 26)});
+    docker_view_ =
+        view({raw("o", "outer", 21, true), raw("w", "web", 26, false, {{"app", "api"}}), raw("n", "new", 26)});
     containerd_view_ = view({});
     auto all = run(table());
     ASSERT_EQ(all.size(), 3u);

@@ -33,8 +33,8 @@ public:
     // Events to deliver right after the list returned: they "happened during the list".
     std::deque<std::pair<sdk::EventKind, std::string>> during_list;
     std::deque<std::pair<sdk::EventKind, std::string>> pending; // delivered while watching
-    int fail_watches = 0;     // the next N watch() calls fail at once with -EIO
-    bool has_events = true;   // false: watch() says -ENOTSUP
+    int fail_watches = 0; // the next N watch() calls fail at once with -EIO
+    bool has_events = true; // false: watch() says -ENOTSUP
     std::atomic<int> watch_calls{0}, list_calls{0};
     std::vector<std::chrono::steady_clock::time_point> watch_times;
     bool cancelled = false;
@@ -115,8 +115,7 @@ struct Harness {
     Harness() {
         auto e = std::make_unique<ScriptedEngine>();
         engine = e.get();
-        client = std::make_shared<turtlefinder::plugins::EngineHandle>(sdk::detail::make_engine(std::move(e)),
-                                                                       nullptr);
+        client = std::make_shared<turtlefinder::plugins::EngineHandle>(sdk::detail::make_engine(std::move(e)), nullptr);
     }
     std::unique_ptr<turtlefinder::watch::Watcher> start(turtlefinder::watch::WatcherOptions o = {}) {
         return std::make_unique<turtlefinder::watch::Watcher>(
@@ -170,10 +169,8 @@ TEST(Watcher, AppliesLifecycleEvents) {
         h.engine->push(sdk::EventKind::exited, "c");
         EXPECT_TRUE(tftest::eventually([&] { return !view(*w).contains("c"); }, 2s));
         std::lock_guard lock(h.mu);
-        std::vector<std::pair<EventKind, std::string>> want{{EventKind::started, "c"},
-                                                            {EventKind::paused, "a"},
-                                                            {EventKind::unpaused, "a"},
-                                                            {EventKind::exited, "c"}};
+        std::vector<std::pair<EventKind, std::string>> want{
+            {EventKind::started, "c"}, {EventKind::paused, "a"}, {EventKind::unpaused, "a"}, {EventKind::exited, "c"}};
         EXPECT_EQ(h.changes, want);
     }
     leaks.check();
@@ -192,7 +189,10 @@ TEST(Watcher, ReconcilesEventsThatRacedTheList) {
     auto w = h.start();
     ASSERT_TRUE(w->wait_ready(2s));
     EXPECT_TRUE(tftest::eventually(
-        [&] { return view(*w) == std::map<std::string, bool>{{"paused-during-list", true}}; }, 2s));
+        [&] {
+            return view(*w) == std::map<std::string, bool>{{"paused-during-list", true}};
+        },
+        2s));
     EXPECT_EQ(view(*w), (std::map<std::string, bool>{{"paused-during-list", true}}));
 }
 

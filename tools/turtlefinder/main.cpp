@@ -136,9 +136,12 @@ int run_sockets(const tf::Options &options, bool json) {
             auto quote = [](const std::string &s) {
                 std::string out;
                 for (unsigned char c : tf::cli::valid_utf8(s)) {
-                    if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
-                    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-                    else out += static_cast<char>(c);
+                    if (c == '"' || c == '\\')
+                        out += '\\', out += static_cast<char>(c);
+                    else if (c < 0x20)
+                        out += fmt::format("\\u{:04x}", c);
+                    else
+                        out += static_cast<char>(c);
                 }
                 return out;
             };
@@ -162,8 +165,7 @@ int run_sockets(const tf::Options &options, bool json) {
 
 int run_plugins(const tf::Finder &finder) {
     auto statuses = finder.plugins();
-    if (statuses.empty())
-        std::cout << "no plugins found (a build tree's are found when run through `meson devenv`)\n";
+    if (statuses.empty()) std::cout << "no plugins found (a build tree's are found when run through `meson devenv`)\n";
     for (const auto &s : statuses) {
         if (s.loaded) {
             std::string kinds, claims;
@@ -250,8 +252,7 @@ int main(int argc, char **argv) {
         std::cerr << "turtlefinder: " << e.what() << '\n';
         return 1;
     }
-    if (args.log_level && !tf::set_log_level(*args.log_level))
-        usage_error("unknown log level " + *args.log_level);
+    if (args.log_level && !tf::set_log_level(*args.log_level)) usage_error("unknown log level " + *args.log_level);
     options.plugin_dirs.insert(options.plugin_dirs.begin(), args.plugin_dirs.begin(), args.plugin_dirs.end());
 #ifdef TF_CLI_BUILTIN_PLUGINS
     options.builtin_plugins = cli_builtin_plugins();

@@ -142,27 +142,27 @@ private:
     }
 
     void engine(const Engine *e, const std::string &indent, bool last) {
-        std::string head = fmt::format("{} {} {} PID {} {} [{}]", painter_.paint(printable(e->type), "1;36"),
-                                       printable(e->version), painter_.paint(printable(e->flavor), "2"), e->pid,
-                                       printable(e->api),
-                                       e->state == Engine::State::online ? painter_.paint("online", "32")
-                                                                         : painter_.paint(state_text(*e), "1;31"));
+        std::string head =
+            fmt::format("{} {} {} PID {} {} [{}]", painter_.paint(printable(e->type), "1;36"), printable(e->version),
+                        painter_.paint(printable(e->flavor), "2"), e->pid, printable(e->api),
+                        e->state == Engine::State::online ? painter_.paint("online", "32")
+                                                          : painter_.paint(state_text(*e), "1;31"));
         line(indent, (indent.empty() ? "" : (last ? "└─ " : "├─ ")) + head);
         std::string child_indent = indent.empty() ? "" : indent + (last ? "   " : "│  ");
         auto it = by_engine_.find(e);
         std::vector<const Container *> list = it == by_engine_.end() ? std::vector<const Container *>{} : it->second;
         for (std::size_t i = 0; i < list.size(); ++i) container(e, list[i], child_indent, i + 1 == list.size());
         if (list.empty())
-            line(child_indent, e->state == Engine::State::syncing ? "   (containers not listed yet)" : "   (no containers)");
+            line(child_indent,
+                 e->state == Engine::State::syncing ? "   (containers not listed yet)" : "   (no containers)");
     }
 
     void container(const Engine *e, const Container *c, const std::string &indent, bool last) {
         std::string state = c->paused ? painter_.paint("paused", "33") : painter_.paint("running", "32");
         std::string group = group_of(*c);
-        std::string text = fmt::format("{} {} PID {} {}{}{}", painter_.paint(printable(c->name), "1"),
-                                       short_id(printable(c->id)), c->pid, state,
-                                       c->stale ? painter_.paint(" (stale view)", "33") : "",
-                                       group.empty() ? "" : "  " + printable(group));
+        std::string text = fmt::format(
+            "{} {} PID {} {}{}{}", painter_.paint(printable(c->name), "1"), short_id(printable(c->id)), c->pid, state,
+            c->stale ? painter_.paint(" (stale view)", "33") : "", group.empty() ? "" : "  " + printable(group));
         line(indent, (last ? "└─ " : "├─ ") + text);
         // engines that run inside this container
         std::vector<const Engine *> nested;

@@ -70,9 +70,9 @@ int errno_of(const error_code &ec) {
 struct Client::Impl {
     const Options &opts;
     std::atomic<bool> cancelled{false};
-    std::mutex mu;                                 // guards idle, active
+    std::mutex mu; // guards idle, active
     std::vector<std::unique_ptr<Connection>> idle; // keep-alive connections
-    std::set<Connection *> active;                 // in use by a call: cancel() reaches them
+    std::set<Connection *> active; // in use by a call: cancel() reaches them
     mutable std::mutex version_mu;
     std::optional<ApiVersion> version;
 
@@ -224,8 +224,8 @@ struct Client::Impl {
                 return {};
             }
             if (ec == http::error::body_limit)
-                throw Error(-EPROTO, std::string(target) + ": answer larger than " + std::to_string(opts.max_body) +
-                                         " bytes");
+                throw Error(-EPROTO,
+                            std::string(target) + ": answer larger than " + std::to_string(opts.max_body) + " bytes");
             throw Error(errno_of(ec), "reading " + std::string(target) + ": " + ec.message());
         }
         auto &msg = parser.get();
@@ -382,16 +382,16 @@ void Client::events(std::string_view filters_json, const std::function<bool()> &
         if (parser.is_done()) throw Error(-EPIPE, "event stream ended by the engine");
         parser.get().body().data = chunk.data();
         parser.get().body().size = chunk.size();
-        ec = s.run(*c, std::nullopt, [&](auto handler) { http::async_read_some(c->socket, c->buffer, parser, handler); });
+        ec = s.run(*c, std::nullopt,
+                   [&](auto handler) { http::async_read_some(c->socket, c->buffer, parser, handler); });
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
             if (is_disconnect(ec)) throw Error(-EPIPE, "event stream closed by the engine");
             throw Error(errno_of(ec), "reading /events: " + ec.message());
         }
         std::size_t got = chunk.size() - parser.get().body().size;
-        go_on = splitter.feed(std::string_view(chunk.data(), got), [&](boost::json::value &&obj) {
-            return on_event(decode_event(obj));
-        });
+        go_on = splitter.feed(std::string_view(chunk.data(), got),
+                              [&](boost::json::value &&obj) { return on_event(decode_event(obj)); });
     }
 }
 

@@ -232,8 +232,7 @@ bool JsonStreamSplitter::feed(std::string_view bytes, const std::function<bool(j
     while (!bytes.empty()) {
         if (s.object.empty()) { // between objects: skip separators
             std::size_t i = 0;
-            while (i < bytes.size() &&
-                   (bytes[i] == ' ' || bytes[i] == '\n' || bytes[i] == '\r' || bytes[i] == '\t'))
+            while (i < bytes.size() && (bytes[i] == ' ' || bytes[i] == '\n' || bytes[i] == '\r' || bytes[i] == '\t'))
                 ++i;
             bytes.remove_prefix(i);
             if (bytes.empty()) break;

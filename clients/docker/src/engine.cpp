@@ -9,8 +9,7 @@ namespace {
 
 // Running and paused are the alive states; the rest is history.
 constexpr std::string_view alive_filter = R"({"status":["running","paused"]})";
-constexpr std::string_view event_filter =
-    R"({"type":["container"],"event":["start","die","pause","unpause"]})";
+constexpr std::string_view event_filter = R"({"type":["container"],"event":["start","die","pause","unpause"]})";
 
 // Runs `body`, turning client errors into SDK errors with the same code.
 template <typename F>

@@ -51,8 +51,7 @@ UnixChannel::UnixChannel(const std::string &socket_path) : path_(socket_path) {
             throw sdk::Error(-ENAMETOOLONG, "socket name too long: " + socket_path);
         }
     }
-    channel_ = ::grpc::CreateCustomChannel("unix:" + target, ::grpc::InsecureChannelCredentials(),
-                                           channel_arguments());
+    channel_ = ::grpc::CreateCustomChannel("unix:" + target, ::grpc::InsecureChannelCredentials(), channel_arguments());
 }
 
 UnixChannel::~UnixChannel() {

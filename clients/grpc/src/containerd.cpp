@@ -68,7 +68,8 @@ std::string node_engine_id(int engine_pid, const std::string &socket) {
 
     std::string host;
     std::string ns_path = "/proc/" + std::to_string(engine_pid) + "/ns/uts";
-    struct stat theirs {}, ours {};
+    struct stat theirs {
+    }, ours{};
     if (::stat(ns_path.c_str(), &theirs) == 0 && ::stat("/proc/self/ns/uts", &ours) == 0 &&
         theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev) {
         utsname u{};
@@ -98,11 +99,15 @@ class ContainerdClient final : public sdk::EngineClient {
 public:
     ContainerdClient(sdk::EngineInfo info, ContainerdOptions options, std::chrono::milliseconds timeout, sdk::Log log,
                      std::unique_ptr<UnixChannel> channel)
-        : sdk::EngineClient(std::move(info)), options_(std::move(options)), timeout_(timeout), log_(log),
+        : sdk::EngineClient(std::move(info)),
+          options_(std::move(options)),
+          timeout_(timeout),
+          log_(log),
           channel_(std::move(channel)),
           namespaces_(cd_namespaces::Namespaces::NewStub(channel_->get())),
           containers_(cd_containers::Containers::NewStub(channel_->get())),
-          tasks_(cd_tasks::Tasks::NewStub(channel_->get())), events_(cd_events::Events::NewStub(channel_->get())) {}
+          tasks_(cd_tasks::Tasks::NewStub(channel_->get())),
+          events_(cd_events::Events::NewStub(channel_->get())) {}
 
     void list(const std::function<bool(const sdk::Container &)> &emit) override {
         for (const auto &ns : namespaces()) {
@@ -345,8 +350,7 @@ private:
 
 } // namespace
 
-std::unique_ptr<sdk::EngineClient> make_containerd_client(const sdk::ProbeRequest &request,
-                                                          ContainerdOptions options) {
+std::unique_ptr<sdk::EngineClient> make_containerd_client(const sdk::ProbeRequest &request, ContainerdOptions options) {
     auto channel = std::make_unique<UnixChannel>(options.socket);
     std::string id;
     {

@@ -66,7 +66,10 @@ class CriClient final : public sdk::EngineClient {
 public:
     CriClient(sdk::EngineInfo info, CriOptions options, std::chrono::milliseconds timeout, sdk::Log log,
               std::unique_ptr<UnixChannel> channel)
-        : sdk::EngineClient(std::move(info)), options_(std::move(options)), timeout_(timeout), log_(log),
+        : sdk::EngineClient(std::move(info)),
+          options_(std::move(options)),
+          timeout_(timeout),
+          log_(log),
           channel_(std::move(channel)),
           runtime_(cri::RuntimeService::NewStub(channel_->get())) {}
 
@@ -134,8 +137,7 @@ public:
         // < 1.7) or closes the stream (CRI-O without enable_pod_events) right
         // away; a live stream sends nothing until something happens. So a
         // stream still open after a short window is taken as subscribed.
-        auto window = std::clamp(timeout_ / 2, std::chrono::milliseconds(100),
-                                 std::chrono::milliseconds(1000));
+        auto window = std::clamp(timeout_ / 2, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
         cri::ContainerEventResponse event;
         auto r = stream.next(event, std::chrono::system_clock::now() + window);
         if (r == Next::ended) {
@@ -250,7 +252,7 @@ std::unique_ptr<sdk::EngineClient> make_cri_client(const sdk::ProbeRequest &requ
     auto channel = std::make_unique<UnixChannel>(options.socket);
     std::string version = options.version.runtime_name + " " + options.version.runtime_version;
     sdk::EngineInfo info{"k8s.io/cri-api", options.flavor, node_engine_id(request.pid, options.socket),
-                         version, options.socket, request.pid};
+                         version,          options.socket, request.pid};
     return std::make_unique<CriClient>(std::move(info), std::move(options), request.timeout, request.log,
                                        std::move(channel));
 }

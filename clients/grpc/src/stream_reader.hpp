@@ -22,7 +22,7 @@ template <typename Response>
 class StreamReader {
 public:
     using Start = std::function<std::unique_ptr<::grpc::ClientAsyncReader<Response>>(::grpc::ClientContext *,
-                                                                                      ::grpc::CompletionQueue *)>;
+                                                                                     ::grpc::CompletionQueue *)>;
     enum class Next { message, ended, timeout };
 
     StreamReader(CallSet &calls, const Start &start, const std::string &containerd_namespace = {})

@@ -18,30 +18,30 @@ namespace turtlefinder {
 // engine or is gone.
 struct Candidate {
     int pid = 0;
-    std::string process;              // its name (comm)
-    std::string plugin;               // the detector that claimed it
+    std::string process; // its name (comm)
+    std::string plugin; // the detector that claimed it
     std::vector<std::string> sockets; // the listening sockets tried, as reachable from here
-    std::string reason;               // why no engine came of them
+    std::string reason; // why no engine came of them
 };
 
 struct PluginStatus {
     std::string file;
-    std::string name;        // empty when refused before the descriptor was read
+    std::string name; // empty when refused before the descriptor was read
     std::string version;
     std::string description;
-    std::vector<std::string> kinds;  // "engine-detector", "socket-activator", "activated-engine"
+    std::vector<std::string> kinds; // "engine-detector", "socket-activator", "activated-engine"
     std::vector<std::string> claims; // process names and socket suffixes
     bool loaded = false;
-    bool builtin = false;    // linked into the host (Options::builtin_plugins); file is "<builtin:NAME>"
-    std::string reason;      // why it was refused
+    bool builtin = false; // linked into the host (Options::builtin_plugins); file is "<builtin:NAME>"
+    std::string reason; // why it was refused
 };
 
 // Counters for monitoring and tests.
 struct Stats {
-    std::uint64_t discoveries = 0;            // containers() calls that scanned
-    std::uint64_t probes = 0;                 // processes handed to a plugin's probe
+    std::uint64_t discoveries = 0; // containers() calls that scanned
+    std::uint64_t probes = 0; // processes handed to a plugin's probe
     std::uint64_t activator_socket_reads = 0; // activators whose socket set had to be read again
-    std::uint64_t activations = 0;            // services found after activating their socket
+    std::uint64_t activations = 0; // services found after activating their socket
 };
 
 class TF_PUBLIC Finder {
@@ -92,7 +92,7 @@ TF_PUBLIC const char *version();
 // A listening unix socket of a process.
 struct ApiSocket {
     std::uint64_t inode = 0;
-    std::string path;      // as bound, meaningful in the owner's mount namespace
+    std::string path; // as bound, meaningful in the owner's mount namespace
     std::string reachable; // the same socket reached from here, through /proc/PID/root
 };
 

@@ -20,24 +20,24 @@ using Labels = std::map<std::string, std::string>;
 
 // One container engine API endpoint being watched.
 struct Engine {
-    std::string id;      // as the engine reports it
-    std::string type;    // API kind: "docker.com", "containerd.io", "k8s.io/cri-api", "podman.io"
-    std::string flavor;  // product behind the API
+    std::string id; // as the engine reports it
+    std::string type; // API kind: "docker.com", "containerd.io", "k8s.io/cri-api", "podman.io"
+    std::string flavor; // product behind the API
     std::string version;
-    std::string api;     // API path as reachable from here
-    int pid = 0;         // engine process, in the Finder's PID namespace
-    std::string plugin;  // plugin that created the client
-    std::string prefix;  // enclosing container names, outermost first; "" on the host
+    std::string api; // API path as reachable from here
+    int pid = 0; // engine process, in the Finder's PID namespace
+    std::string plugin; // plugin that created the client
+    std::string prefix; // enclosing container names, outermost first; "" on the host
     std::shared_ptr<const Engine> parent; // engine whose container holds this one; null on the host
 
     // How far its containers can be trusted.
     enum class State {
         syncing, // found; its first list has not completed yet (containers: none yet)
-        online,  // its view is current
-        stale,   // its API fails while its process lives: containers are its last good view
+        online, // its view is current
+        stale, // its API fails while its process lives: containers are its last good view
     };
     State state = State::syncing;
-    std::string error;                           // last error of its API; "" when none since it was online
+    std::string error; // last error of its API; "" when none since it was online
     std::chrono::system_clock::time_point since; // when it entered `state`
 };
 
@@ -47,9 +47,9 @@ TF_PUBLIC const char *to_string(Engine::State state);
 struct Container {
     std::string id;
     std::string name;
-    std::string type;   // engine type
+    std::string type; // engine type
     std::string flavor; // engine flavor
-    int pid = 0;        // init process, in the Finder's PID namespace; 0 when unknown
+    int pid = 0; // init process, in the Finder's PID namespace; 0 when unknown
     bool paused = false;
     bool stale = false; // from the last good view of a stale engine (see Engine::State)
     Labels labels;

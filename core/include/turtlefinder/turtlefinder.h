@@ -64,7 +64,7 @@ typedef struct tfc_error {
  *   tfc_options o = {sizeof o};
  * is a finder with the installed plugins and default settings. */
 typedef struct tfc_options {
-    uint32_t struct_size;           /* sizeof(tfc_options) as the caller's header has it */
+    uint32_t struct_size; /* sizeof(tfc_options) as the caller's header has it */
     uint32_t no_default_plugin_dirs; /* nonzero: only plugin_dirs (and built-ins), not the
                                         environment's TURTLEFINDER_PLUGIN_PATH and installed dir */
     const char *const *plugin_dirs; /* searched first, in order */
@@ -78,7 +78,7 @@ typedef struct tfc_options {
     const char *procfs_root; /* NULL: "/proc" */
     const char *config_file; /* NULL: none; else read like the CLI's --config */
     uint32_t online_wait_ms; /* 0: 2000 */
-    uint32_t workers;        /* 0: 4 */
+    uint32_t workers; /* 0: 4 */
 } tfc_options;
 
 typedef struct tfc_finder tfc_finder;

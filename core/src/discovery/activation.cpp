@@ -34,7 +34,8 @@ bool poke(const SocketHandle &socket, std::chrono::steady_clock::time_point dead
         if (rc == 0) {
             ok = true;
         } else if (errno == EINPROGRESS || errno == EAGAIN) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             pollfd p{fd, POLLOUT, 0};
             int err = 0;
             socklen_t len = sizeof err;

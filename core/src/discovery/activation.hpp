@@ -20,9 +20,9 @@
 namespace turtlefinder::discovery {
 
 struct ActivatedService {
-    procfs::Process service;   // the started engine process
-    int activator_pid = 0;     // PPID hint: its PID namespace is the engine's
-    Candidate socket;          // the activatable socket and its handle
+    procfs::Process service; // the started engine process
+    int activator_pid = 0; // PPID hint: its PID namespace is the engine's
+    Candidate socket; // the activatable socket and its handle
     std::shared_ptr<const plugins::Plugin> plugin;
 };
 
@@ -64,7 +64,7 @@ private:
     struct Activator {
         std::uint64_t starttime = 0;
         std::size_t fd_hash = 0;
-        std::set<std::uint64_t> handled;          // sockets being activated or activated
+        std::set<std::uint64_t> handled; // sockets being activated or activated
         std::map<std::uint64_t, Retry> fruitless; // sockets whose activation gave no engine
         bool dirty = true;
         bool retry_due() const;

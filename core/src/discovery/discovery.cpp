@@ -52,8 +52,7 @@ std::vector<ProcessSockets> all_listening(const procfs::ProcessTable &table) {
         std::vector<procfs::UnixSocket> uncached;
         if (::stat(ns.c_str(), &st) == 0) {
             auto it = by_netns.find(st.st_ino);
-            if (it == by_netns.end())
-                it = by_netns.emplace(st.st_ino, procfs::listening_unix_sockets(root, pid)).first;
+            if (it == by_netns.end()) it = by_netns.emplace(st.st_ino, procfs::listening_unix_sockets(root, pid)).first;
             listening = &it->second;
         } else {
             uncached = procfs::listening_unix_sockets(root, pid);

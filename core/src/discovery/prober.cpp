@@ -7,8 +7,7 @@
 
 namespace turtlefinder::discovery {
 
-Prober::Prober(const plugins::Registry &registry, const Options &options)
-    : registry_(registry), options_(options) {}
+Prober::Prober(const plugins::Registry &registry, const Options &options) : registry_(registry), options_(options) {}
 
 Prober::~Prober() {
     for (auto &p : pending_) p.result.wait();
@@ -59,7 +58,8 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
         if (!plugin) continue;
         procfs::ProcessKey key{pid, p.starttime};
         auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
-        if (std::any_of(sockets.begin(), sockets.end(), [&](const Candidate &s) { return activating.contains(s.socket.inode); }))
+        if (std::any_of(sockets.begin(), sockets.end(),
+                        [&](const Candidate &s) { return activating.contains(s.socket.inode); }))
             continue;
         bool retry = !probed_.insert(key).second;
         if (retry) {
@@ -116,8 +116,8 @@ void Prober::collect(const std::function<void(FoundEngine)> &found) {
         });
         // Waited for: first tries within their bound.
         const auto now = std::chrono::steady_clock::now();
-        auto waited = std::find_if(pending_.begin(), pending_.end(),
-                                   [&](const Pending &p) { return !p.retry && now < p.until; });
+        auto waited =
+            std::find_if(pending_.begin(), pending_.end(), [&](const Pending &p) { return !p.retry && now < p.until; });
         if (waited == pending_.end()) break;
         waited->result.wait_until(std::min(waited->until, now + std::chrono::milliseconds(10)));
     }

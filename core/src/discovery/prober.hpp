@@ -35,9 +35,9 @@ struct FoundEngine {
     std::shared_ptr<plugins::EngineHandle> engine;
     std::uint64_t api_inode = 0; // the listening socket it talks to (0: unknown)
     std::shared_ptr<const SocketHandle> api_handle; // the handle it connects through (null: unknown)
-    procfs::ProcessKey process;  // the engine process
-    int pidns_pid = 0;           // process whose PID namespace its container PIDs are in
-    bool activated = false;      // a service an activator started
+    procfs::ProcessKey process; // the engine process
+    int pidns_pid = 0; // process whose PID namespace its container PIDs are in
+    bool activated = false; // a service an activator started
 };
 
 // The APIs engines are watched at, by (socket inode, engine type). One

@@ -105,8 +105,7 @@ const PidTranslator::Namespace *PidTranslator::namespace_of(int namespace_pid) {
             todo.pop_front();
             if (auto c = procfs::read_nspid(table_.root(), pid); c && c->size() > ns.level)
                 ns.to_host.emplace((*c)[ns.level], (*c)[0]);
-            if (const auto *p = table_.find(pid))
-                todo.insert(todo.end(), p->children.begin(), p->children.end());
+            if (const auto *p = table_.find(pid)) todo.insert(todo.end(), p->children.begin(), p->children.end());
         }
     }
     return &namespaces_.emplace(*inode, std::move(ns)).first->second;

@@ -48,14 +48,14 @@ public:
 
 private:
     struct Namespace {
-        std::size_t level = 0;      // 0: the procfs root's own namespace
+        std::size_t level = 0; // 0: the procfs root's own namespace
         std::map<int, int> to_host; // inner PID → host PID
     };
     const Namespace *namespace_of(int namespace_pid);
 
     const procfs::ProcessTable &table_;
-    std::map<std::uint64_t, Namespace> namespaces_;  // by pid-namespace inode
-    std::map<int, std::uint64_t> namespace_inode_;   // host PID → its pid-namespace inode
+    std::map<std::uint64_t, Namespace> namespaces_; // by pid-namespace inode
+    std::map<int, std::uint64_t> namespace_inode_; // host PID → its pid-namespace inode
 };
 
 } // namespace turtlefinder::hierarchy

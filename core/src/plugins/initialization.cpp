@@ -14,9 +14,7 @@ namespace turtlefinder::plugins {
 
 namespace {
 
-std::string errno_text(int code) {
-    return fmt::format("{} ({})", code, std::strerror(code < 0 ? -code : code));
-}
+std::string errno_text(int code) { return fmt::format("{} ({})", code, std::strerror(code < 0 ? -code : code)); }
 
 struct HostContext {
     std::shared_ptr<spdlog::logger> logger;
@@ -78,8 +76,7 @@ std::string acquire(const tf_plugin_descriptor *d, const std::string &name) {
         err.message[TF_ERROR_MAX - 1] = '\0';
         if (rc < 0) {
             t.states.erase(d);
-            return fmt::format("init failed: {}{}{}", errno_text(rc), err.message[0] ? ": " : "",
-                               err.message);
+            return fmt::format("init failed: {}{}{}", errno_text(rc), err.message[0] ? ": " : "", err.message);
         }
     }
     ++state->holders;

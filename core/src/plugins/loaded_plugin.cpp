@@ -54,8 +54,8 @@ bool has(const std::vector<std::string> &names, std::string_view name) {
 std::string str(const char *s) { return s != nullptr ? std::string(s) : std::string(); }
 
 bool complete_v1(const tf_engine *e) {
-    return e->struct_size >= engine_v1_size && e->info != nullptr && e->list != nullptr &&
-           e->inspect != nullptr && e->watch != nullptr && e->cancel != nullptr && e->destroy != nullptr;
+    return e->struct_size >= engine_v1_size && e->info != nullptr && e->list != nullptr && e->inspect != nullptr &&
+           e->watch != nullptr && e->cancel != nullptr && e->destroy != nullptr;
 }
 
 struct ProbeContext {
@@ -92,7 +92,9 @@ struct Plugin::Capabilities {
 };
 
 Plugin::Plugin(std::string file, std::shared_ptr<void> library, const tf_plugin_descriptor *d)
-    : file_(std::move(file)), library_(std::move(library)), descriptor_(d),
+    : file_(std::move(file)),
+      library_(std::move(library)),
+      descriptor_(d),
       capabilities_(std::make_unique<Capabilities>()) {
     std::memcpy(&capabilities_->descriptor, d, std::min<std::size_t>(d->struct_size, sizeof(tf_plugin_descriptor)));
     name_ = str(d->name);
@@ -133,8 +135,7 @@ std::string Plugin::start() {
         bad = read_names(c.activated->n_socket_suffixes, c.activated->socket_suffixes, "socket suffixes",
                          socket_suffixes_);
         if (bad.empty())
-            bad = read_names(c.activated->n_service_names, c.activated->service_names, "service names",
-                             service_names_);
+            bad = read_names(c.activated->n_service_names, c.activated->service_names, "service names", service_names_);
         if (!bad.empty()) return bad;
         kinds_.emplace_back("activated-engine");
     }
@@ -142,8 +143,8 @@ std::string Plugin::start() {
     for (const auto *list : {&process_names_, &activator_names_, &service_names_})
         for (const auto &n : *list)
             if (n.size() > max_comm)
-                log().warn("plugin \"{}\" claims process name \"{}\", longer than {} bytes: it never matches", file_,
-                           n, max_comm);
+                log().warn("plugin \"{}\" claims process name \"{}\", longer than {} bytes: it never matches", file_, n,
+                           max_comm);
     return {};
 }
 
@@ -156,9 +157,7 @@ bool Plugin::is_detector() const { return capabilities_->detector.has_value(); }
 bool Plugin::is_activator() const { return capabilities_->activator.has_value(); }
 bool Plugin::is_activated_engine() const { return capabilities_->activated.has_value(); }
 
-bool Plugin::detects(std::string_view process_name) const {
-    return is_detector() && has(process_names_, process_name);
-}
+bool Plugin::detects(std::string_view process_name) const { return is_detector() && has(process_names_, process_name); }
 
 bool Plugin::activates(std::string_view process_name) const {
     return is_activator() && has(activator_names_, process_name);
@@ -196,8 +195,8 @@ ProbeOutcome Plugin::probe_activated(const ProbeInput &input) const { return cal
 ProbeOutcome Plugin::call_probe(bool activated, const ProbeInput &input) const {
     ProbeOutcome out;
     const Capabilities &c = *capabilities_;
-    tf_probe_fn fn = activated ? (c.activated ? c.activated->probe : nullptr)
-                               : (c.detector ? c.detector->probe : nullptr);
+    tf_probe_fn fn =
+        activated ? (c.activated ? c.activated->probe : nullptr) : (c.detector ? c.detector->probe : nullptr);
     if (fn == nullptr) {
         out.result = {-EINVAL, fmt::format("plugin \"{}\" has no {} probe", name_,
                                            activated ? "activated-engine" : "engine-detector")};

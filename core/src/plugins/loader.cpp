@@ -37,7 +37,10 @@ std::string check_owner_and_mode(const std::string &path, const char *what) {
 bool has_elf_magic(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
     char magic[4] = {};
-    return in.read(magic, sizeof magic) && std::memcmp(magic, "\x7f" "ELF", 4) == 0;
+    return in.read(magic, sizeof magic) && std::memcmp(magic,
+                                                       "\x7f"
+                                                       "ELF",
+                                                       4) == 0;
 }
 
 OpenedLibrary refused(std::string reason) {
@@ -54,7 +57,7 @@ std::string insecure_reason(const std::string &path) {
     fs::path real = fs::canonical(path, ec);
     if (ec) return fmt::format("cannot resolve {}: {}", path, ec.message());
     std::vector<std::pair<std::string, const char *>> checks{{real.string(), "file"},
-                                                              {real.parent_path().string(), "directory"}};
+                                                             {real.parent_path().string(), "directory"}};
     // A symlink in the scanned directory can be swapped by whoever may write there.
     fs::path given_dir = fs::absolute(path, ec).parent_path();
     if (!ec && given_dir != real.parent_path()) checks.emplace_back(given_dir.string(), "directory");

@@ -26,9 +26,8 @@ constexpr std::size_t descriptor_v1_size =
 bool valid_name(const char *name) {
     std::size_t n = std::strlen(name);
     if (n == 0 || n > 64) return false;
-    return std::all_of(name, name + n, [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-    });
+    return std::all_of(name, name + n,
+                       [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
 } // namespace
@@ -79,7 +78,8 @@ void Registry::load_directories(const std::vector<std::string> &dirs, const std:
 
 void Registry::warn_unmatched(const std::set<std::string> &disabled) const {
     for (const auto &name : disabled) {
-        bool known = std::any_of(statuses_.begin(), statuses_.end(), [&](const PluginStatus &s) { return s.name == name; });
+        bool known =
+            std::any_of(statuses_.begin(), statuses_.end(), [&](const PluginStatus &s) { return s.name == name; });
         if (!known) log().warn("disabled_plugins names \"{}\", which matches no plugin", name);
     }
 }
@@ -120,9 +120,9 @@ bool Registry::add(const tf_plugin_descriptor *descriptor, const std::string &or
     const bool builtin = origin.empty();
     std::string file = origin;
     if (builtin)
-        file = fmt::format("<builtin:{}>", descriptor != nullptr && descriptor->name != nullptr ? descriptor->name : "?");
-    bool ok = descriptor == nullptr ? refuse(file, {}, "no descriptor")
-                                    : admit(descriptor, file, nullptr, disabled);
+        file =
+            fmt::format("<builtin:{}>", descriptor != nullptr && descriptor->name != nullptr ? descriptor->name : "?");
+    bool ok = descriptor == nullptr ? refuse(file, {}, "no descriptor") : admit(descriptor, file, nullptr, disabled);
     if (builtin) {
         statuses_.back().builtin = true; // admitted, disabled or refused: listed last
         if (descriptor != nullptr && descriptor->name != nullptr) builtin_names_.insert(descriptor->name);
@@ -134,19 +134,23 @@ bool Registry::admit(const tf_plugin_descriptor *d, const std::string &file, std
                      const std::set<std::string> &disabled) {
     const tf_abi_version &abi = d->abi;
     if (abi.major != TF_ABI_VERSION_MAJOR)
-        return refuse(file, {}, fmt::format("ABI major version differs: plugin {}.{}, host {}.{}", abi.major, abi.minor,
-                                            TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR));
+        return refuse(file, {},
+                      fmt::format("ABI major version differs: plugin {}.{}, host {}.{}", abi.major, abi.minor,
+                                  TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR));
     if (abi.minor > TF_ABI_VERSION_MINOR)
-        return refuse(file, {}, fmt::format("ABI minor version too new: plugin {}.{}, host {}.{}", abi.major, abi.minor,
-                                            TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR));
+        return refuse(file, {},
+                      fmt::format("ABI minor version too new: plugin {}.{}, host {}.{}", abi.major, abi.minor,
+                                  TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR));
     if (d->struct_size < descriptor_v1_size)
-        return refuse(file, {}, fmt::format("entry struct too small: {} bytes, at least {} expected", d->struct_size,
-                                            descriptor_v1_size));
+        return refuse(
+            file, {},
+            fmt::format("entry struct too small: {} bytes, at least {} expected", d->struct_size, descriptor_v1_size));
     if (d->name == nullptr) return refuse(file, {}, "entry has a NULL name");
     std::string name = d->name;
     if (!valid_name(d->name)) return refuse(file, {}, fmt::format("invalid name \"{}\" (want [a-z0-9-]+)", name));
     if (d->get_extension == nullptr) return refuse(file, name, "entry has a NULL get_extension");
-    if (auto other = find(name)) return refuse(file, name, fmt::format("name \"{}\" already taken by \"{}\"", name, other->file()));
+    if (auto other = find(name))
+        return refuse(file, name, fmt::format("name \"{}\" already taken by \"{}\"", name, other->file()));
 
     PluginStatus status;
     status.file = file;

@@ -29,8 +29,7 @@ public:
     // Loads every shared object (*.so) in each directory, in order. Broken ones
     // are skipped with one warning naming the file and the reason, and listed
     // in statuses(). Plugins whose name is in `disabled` are not initialised.
-    void load_directories(const std::vector<std::string> &dirs,
-                          const std::set<std::string> &disabled = {});
+    void load_directories(const std::vector<std::string> &dirs, const std::set<std::string> &disabled = {});
     // Warns once for each name in `disabled` that matches no plugin found (a
     // typo would otherwise leave the plugin enabled without a word).
     void warn_unmatched(const std::set<std::string> &disabled) const;
@@ -58,8 +57,8 @@ public:
 private:
     // Validates, initialises and registers a descriptor; `library` (null for
     // in-memory entries) keeps its shared object mapped.
-    bool admit(const tf_plugin_descriptor *descriptor, const std::string &file,
-               std::shared_ptr<void> library, const std::set<std::string> &disabled);
+    bool admit(const tf_plugin_descriptor *descriptor, const std::string &file, std::shared_ptr<void> library,
+               const std::set<std::string> &disabled);
     bool refuse(const std::string &file, const std::string &name, const std::string &reason);
     // Lists a plugin the configuration disabled (one info line); returns false.
     bool record_disabled(PluginStatus status, const char *how);

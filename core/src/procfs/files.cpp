@@ -62,8 +62,7 @@ std::optional<std::string> read_file(const std::string &path) {
 }
 
 std::optional<std::uint64_t> parse_bracketed(std::string_view target, std::string_view prefix) {
-    if (target.size() < prefix.size() + 2 || target.substr(0, prefix.size()) != prefix)
-        return std::nullopt;
+    if (target.size() < prefix.size() + 2 || target.substr(0, prefix.size()) != prefix) return std::nullopt;
     target.remove_prefix(prefix.size());
     if (target.front() != '[' || target.back() != ']') return std::nullopt;
     return parse_number<std::uint64_t>(target.substr(1, target.size() - 2));

@@ -62,7 +62,7 @@ std::optional<std::string> resolve_in_root(const std::string &root_dir, std::str
             continue;
         }
         std::string candidate = current() + '/' + part;
-        struct stat info{};
+        struct stat info {};
         if (::lstat(candidate.c_str(), &info) != 0) {
             if (errno == ENOENT && pending.empty()) {
                 resolved.push_back(std::move(part)); // a missing last name is fine

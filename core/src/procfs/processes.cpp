@@ -43,8 +43,7 @@ void link_children(std::unordered_map<int, Process> &processes) {
         auto parent = processes.find(process.ppid);
         if (parent != processes.end()) parent->second.children.push_back(pid);
     }
-    for (auto &[pid, process] : processes)
-        std::sort(process.children.begin(), process.children.end());
+    for (auto &[pid, process] : processes) std::sort(process.children.begin(), process.children.end());
 }
 
 } // namespace
@@ -53,8 +52,7 @@ std::optional<Process> parse_stat(std::string_view content) {
     // comm may hold spaces and ')' itself, so it ends at the LAST ')'.
     std::size_t open = content.find('(');
     std::size_t close = content.rfind(')');
-    if (open == std::string_view::npos || close == std::string_view::npos || close < open)
-        return std::nullopt;
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open) return std::nullopt;
 
     std::string_view head = content.substr(0, open);
     while (!head.empty() && head.back() == ' ') head.remove_suffix(1);

@@ -45,8 +45,8 @@ struct Process {
     int ppid = 0;
     char state = '?';
     std::uint64_t starttime = 0; // clock ticks after boot: tells a reused PID apart
-    std::string name;            // comm, may contain spaces and ')'
-    std::vector<int> children;   // sorted
+    std::string name; // comm, may contain spaces and ')'
+    std::vector<int> children; // sorted
 };
 
 // A process identity that survives PID reuse.

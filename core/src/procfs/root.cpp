@@ -83,7 +83,7 @@ std::optional<Fd> Root::open(std::string_view path, Resolver how) const {
 
 std::optional<Fd> Root::open_socket(std::string_view path, Resolver how) const {
     auto handle = open(path, how);
-    struct stat info{};
+    struct stat info {};
     if (!handle || ::fstat(handle->get(), &info) != 0 || !S_ISSOCK(info.st_mode)) return std::nullopt;
     return handle;
 }

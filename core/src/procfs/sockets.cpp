@@ -10,9 +10,7 @@
 
 namespace turtlefinder::procfs {
 
-std::optional<std::uint64_t> parse_socket_link(std::string_view target) {
-    return parse_bracketed(target, "socket:");
-}
+std::optional<std::uint64_t> parse_socket_link(std::string_view target) { return parse_bracketed(target, "socket:"); }
 
 std::vector<std::uint64_t> socket_inodes(const std::string &root, int pid) {
     std::vector<std::uint64_t> inodes;
@@ -60,8 +58,7 @@ std::vector<UnixSocket> parse_net_unix(std::string_view content) {
         std::string_view path = line.substr(1);
         if (path.front() == '@') continue; // abstract namespace: no file to resolve
 
-        bool seen = std::any_of(sockets.begin(), sockets.end(),
-                                [&](const UnixSocket &s) { return s.inode == *inode; });
+        bool seen = std::any_of(sockets.begin(), sockets.end(), [&](const UnixSocket &s) { return s.inode == *inode; });
         if (!seen) sockets.push_back(UnixSocket{*inode, std::string(path)});
     }
     return sockets;

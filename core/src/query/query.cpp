@@ -88,7 +88,8 @@ bool still_valid(const procfs::ProcessTable &table, const Input &in, bool &moved
 
 } // namespace
 
-Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::ReportedContainer &raw, int host_pid) {
+Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::ReportedContainer &raw,
+                       int host_pid) {
     Container c;
     c.id = raw.id;
     c.name = raw.name.empty() ? raw.id : raw.name;
@@ -182,7 +183,8 @@ void Assembler::update(const procfs::ProcessTable &table, const std::vector<Inpu
         memo.containers.clear();
         memo.containers.reserve(in.snapshot->size());
         std::size_t i = 0;
-        for (const auto &raw : *in.snapshot) memo.containers.push_back(to_container(memo.engine, *raw, memo.host_pids[i++]));
+        for (const auto &raw : *in.snapshot)
+            memo.containers.push_back(to_container(memo.engine, *raw, memo.host_pids[i++]));
     }
 }
 

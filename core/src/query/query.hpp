@@ -41,7 +41,7 @@ struct EngineState {
         std::shared_ptr<const watch::Snapshot> snapshot;
         std::vector<int> host_pids; // per snapshot entry; 0: unknown
         std::vector<int> shim_pids; // parent of each host PID in that table (0: none)
-        bool untranslated = false;  // a PID could not be translated: try again next call
+        bool untranslated = false; // a PID could not be translated: try again next call
         std::shared_ptr<const Engine> engine; // the engine the containers point at
         std::vector<Container> containers;
     } memo;
@@ -70,9 +70,9 @@ public:
     // What the last calls had to derive again (tests and profiling).
     struct Counters {
         std::uint64_t updates = 0;
-        std::uint64_t engines_derived = 0;   // host PIDs translated again
-        std::uint64_t engines_rebuilt = 0;   // containers built again
-        std::uint64_t placements = 0;        // hierarchy stacked again
+        std::uint64_t engines_derived = 0; // host PIDs translated again
+        std::uint64_t engines_rebuilt = 0; // containers built again
+        std::uint64_t placements = 0; // hierarchy stacked again
     };
     const Counters &counters() const { return counters_; }
 
@@ -84,6 +84,7 @@ private:
 };
 
 // A container as the caller sees it.
-Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::ReportedContainer &raw, int host_pid);
+Container to_container(const std::shared_ptr<const Engine> &engine, const plugins::ReportedContainer &raw,
+                       int host_pid);
 
 } // namespace turtlefinder::query

@@ -20,10 +20,14 @@ std::string describe(const plugins::EngineHandle &engine) {
 
 } // namespace
 
-Watcher::Watcher(std::shared_ptr<plugins::EngineHandle> engine, WatcherOptions options,
-                 ChangeListener on_change, std::function<bool()> alive, HealthListener on_health)
-    : engine_(std::move(engine)), options_(options), on_change_(std::move(on_change)),
-      alive_(std::move(alive)), on_health_(std::move(on_health)), snapshot_(std::make_shared<const Snapshot>()) {
+Watcher::Watcher(std::shared_ptr<plugins::EngineHandle> engine, WatcherOptions options, ChangeListener on_change,
+                 std::function<bool()> alive, HealthListener on_health)
+    : engine_(std::move(engine)),
+      options_(options),
+      on_change_(std::move(on_change)),
+      alive_(std::move(alive)),
+      on_health_(std::move(on_health)),
+      snapshot_(std::make_shared<const Snapshot>()) {
     thread_ = std::thread([this] { run(); });
     heartbeat_ = std::thread([this] { heartbeat(); });
 }
@@ -79,8 +83,10 @@ void Watcher::failed(const std::string &error, bool by_heartbeat) {
     {
         std::lock_guard lock(mu_);
         state = health_.state == Engine::State::syncing ? Engine::State::syncing : Engine::State::stale;
-        if (state == Engine::State::stale && health_.state == Engine::State::online) stale_by_heartbeat_ = by_heartbeat;
-        else if (!by_heartbeat) stale_by_heartbeat_ = false;
+        if (state == Engine::State::stale && health_.state == Engine::State::online)
+            stale_by_heartbeat_ = by_heartbeat;
+        else if (!by_heartbeat)
+            stale_by_heartbeat_ = false;
     }
     set_health(state, error);
 }
@@ -234,8 +240,8 @@ void Watcher::run() {
         if (rc.code == -ENOTSUP) {
             polling_ = true;
             if (!told_polling) {
-                log().info("{} has no event stream ({}); relisting every {} ms", describe(*engine_),
-                           rc.message, options_.relist_interval.count());
+                log().info("{} has no event stream ({}); relisting every {} ms", describe(*engine_), rc.message,
+                           options_.relist_interval.count());
                 told_polling = true;
             }
             if (sync()) {
@@ -244,8 +250,10 @@ void Watcher::run() {
                 continue;
             }
         } else {
-            if (synced) backoff = options_.backoff_min; // the stream worked for a while
-            else failed(rc.message, false);            // no subscription: the API fails
+            if (synced)
+                backoff = options_.backoff_min; // the stream worked for a while
+            else
+                failed(rc.message, false); // no subscription: the API fails
             log().debug("watch of {} ended: {}", describe(*engine_), rc.message);
         }
         if (!alive_ || !alive_()) {

@@ -56,8 +56,8 @@ public:
     // `alive` tells whether the engine process still exists; a failing watch
     // whose engine is gone ends for good (the watcher is then dead).
     // `on_health` hears every change of health(), from the watcher's threads.
-    Watcher(std::shared_ptr<plugins::EngineHandle> engine, WatcherOptions options,
-            ChangeListener on_change, std::function<bool()> alive, HealthListener on_health = {});
+    Watcher(std::shared_ptr<plugins::EngineHandle> engine, WatcherOptions options, ChangeListener on_change,
+            std::function<bool()> alive, HealthListener on_health = {});
     ~Watcher(); // cancels the engine's blocking calls and joins the thread
     Watcher(const Watcher &) = delete;
     Watcher &operator=(const Watcher &) = delete;
@@ -78,7 +78,7 @@ public:
 
 private:
     void run();
-    bool sync();            // full list, replaces the view; false on error
+    bool sync(); // full list, replaces the view; false on error
     void apply(EventKind kind, const std::string &id, const plugins::ReportedContainer *details);
     bool sleep_for(std::chrono::milliseconds d); // false when stopping
     void publish_locked();
@@ -106,9 +106,9 @@ private:
     std::atomic<bool> polling_{false};
     std::atomic<bool> stopping_{false};
     std::atomic<unsigned> syncs_{0};
-    Health health_;                      // under mu_
-    bool stale_by_heartbeat_ = false;    // under mu_
-    std::mutex health_mu_;               // orders health changes and their listeners
+    Health health_; // under mu_
+    bool stale_by_heartbeat_ = false; // under mu_
+    std::mutex health_mu_; // orders health changes and their listeners
     std::thread thread_;
     std::thread heartbeat_;
 };

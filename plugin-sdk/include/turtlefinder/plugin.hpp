@@ -157,7 +157,9 @@ TF_SDK_PER_PLUGIN const tf_host *&host_slot() noexcept {
 // through the Log it is handed (ProbeRequest::log) instead.
 #ifndef TF_SDK_SHARED_LIBRARY
 // Logs through the host under this plugin's name (a no-op before init).
-TF_SDK_PER_PLUGIN void log(tf_log_level level, const std::string &message) noexcept { Log{detail::host_slot()}(level, message); }
+TF_SDK_PER_PLUGIN void log(tf_log_level level, const std::string &message) noexcept {
+    Log{detail::host_slot()}(level, message);
+}
 #endif
 
 namespace detail {
@@ -285,7 +287,7 @@ inline tf_engine *make_engine(std::unique_ptr<EngineClient> client) {
     auto box = std::make_unique<EngineBox>();
     box->client = std::move(client);
     const EngineInfo &i = box->client->info();
-    box->info = {sizeof(tf_engine_info), i.type.c_str(), i.flavor.c_str(), i.id.c_str(),
+    box->info = {sizeof(tf_engine_info), i.type.c_str(), i.flavor.c_str(),           i.id.c_str(),
                  i.version.c_str(),      i.api.c_str(),  static_cast<int32_t>(i.pid)};
     box->base.struct_size = sizeof(tf_engine);
     box->base.impl = box.get();
@@ -331,16 +333,22 @@ int probe(const tf_probe_request *request, const tf_engine_sink *sink, tf_error 
 }
 
 template <typename P>
-concept Detector = requires { P::process_names; } && requires(const ProbeRequest &r) {
+concept Detector = requires {
+    P::process_names;
+}
+&&requires(const ProbeRequest &r) {
     { P::probe(r) } -> std::convertible_to<Engines>;
 };
 template <typename P>
-concept Activator = requires { P::activator_names; };
+concept Activator = requires {
+    P::activator_names;
+};
 template <typename P>
 concept ActivatedEngine = requires {
     P::socket_suffixes;
     P::service_names;
-} && requires(const ProbeRequest &r) {
+}
+&&requires(const ProbeRequest &r) {
     { P::probe(r) } -> std::convertible_to<Engines>;
 };
 
@@ -348,8 +356,8 @@ template <typename P>
 struct Extensions {
     static constexpr tf_engine_detector detector() {
         if constexpr (Detector<P>)
-            return {sizeof(tf_engine_detector), static_cast<uint32_t>(P::process_names.size()),
-                    P::process_names.data(), &probe<P>};
+            return {sizeof(tf_engine_detector), static_cast<uint32_t>(P::process_names.size()), P::process_names.data(),
+                    &probe<P>};
         else
             return {};
     }
@@ -363,8 +371,8 @@ struct Extensions {
     static constexpr tf_activated_engine activated() {
         if constexpr (ActivatedEngine<P>)
             return {sizeof(tf_activated_engine), static_cast<uint32_t>(P::socket_suffixes.size()),
-                    P::socket_suffixes.data(), static_cast<uint32_t>(P::service_names.size()),
-                    P::service_names.data(), &probe<P>};
+                    P::socket_suffixes.data(),   static_cast<uint32_t>(P::service_names.size()),
+                    P::service_names.data(),     &probe<P>};
         else
             return {};
     }
@@ -415,18 +423,18 @@ struct Extensions {
 #endif
 
 // Emits TF_PLUGIN_ENTRY_NAME for class P. Use once per shared object, at namespace scope.
-#define TF_PLUGIN(P)                                                                                     \
-    static_assert(::turtlefinder::sdk::detail::Detector<P> || ::turtlefinder::sdk::detail::Activator<P> ||                \
-                      ::turtlefinder::sdk::detail::ActivatedEngine<P>,                                           \
+#define TF_PLUGIN(P)                                                                                       \
+    static_assert(::turtlefinder::sdk::detail::Detector<P> || ::turtlefinder::sdk::detail::Activator<P> || \
+                      ::turtlefinder::sdk::detail::ActivatedEngine<P>,                                     \
                   "a plugin needs process_names + probe(const ProbeRequest&) -> Engines, "                 \
-                  "activator_names, or socket_suffixes + service_names + probe");                        \
-    extern "C" TF_EXPORT const tf_plugin_descriptor TF_PLUGIN_ENTRY_NAME = {                                \
-        {TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, TF_ABI_VERSION_PATCH},                              \
-        sizeof(tf_plugin_descriptor),                                                                    \
-        P::name,                                                                                         \
-        P::version,                                                                                      \
-        P::description,                                                                                  \
-        &::turtlefinder::sdk::detail::Extensions<P>::init,                                               \
-        &::turtlefinder::sdk::detail::Extensions<P>::deinit,                                             \
-        &::turtlefinder::sdk::detail::Extensions<P>::get,                                                \
+                  "activator_names, or socket_suffixes + service_names + probe");                          \
+    extern "C" TF_EXPORT const tf_plugin_descriptor TF_PLUGIN_ENTRY_NAME = {                               \
+        {TF_ABI_VERSION_MAJOR, TF_ABI_VERSION_MINOR, TF_ABI_VERSION_PATCH},                                \
+        sizeof(tf_plugin_descriptor),                                                                      \
+        P::name,                                                                                           \
+        P::version,                                                                                        \
+        P::description,                                                                                    \
+        &::turtlefinder::sdk::detail::Extensions<P>::init,                                                 \
+        &::turtlefinder::sdk::detail::Extensions<P>::deinit,                                               \
+        &::turtlefinder::sdk::detail::Extensions<P>::get,                                                  \
     };

@@ -40,8 +40,8 @@ inline constexpr ApiVersion max_api_version{1, 52};
 struct Options {
     std::string socket_path; // filesystem path of the unix socket (may be /proc/PID/root/...)
     std::chrono::milliseconds timeout{2000};
-    std::size_t max_body = 64u << 20;   // bytes of one answer body
-    std::size_t max_event = 1u << 20;   // bytes of one event object
+    std::size_t max_body = 64u << 20; // bytes of one answer body
+    std::size_t max_event = 1u << 20; // bytes of one event object
     std::size_t max_idle_connections = 2;
 };
 
@@ -54,8 +54,8 @@ struct Response {
 // What GET /_ping told us.
 struct Ping {
     std::optional<ApiVersion> api_version; // "API-Version" header
-    std::string libpod_api_version;         // "Libpod-Api-Version" header: podman when set
-    std::string server;                     // "Server" header: "Docker/20.10.24+dfsg1 (linux)", "Libpod/4.3.1 (linux)"
+    std::string libpod_api_version; // "Libpod-Api-Version" header: podman when set
+    std::string server; // "Server" header: "Docker/20.10.24+dfsg1 (linux)", "Libpod/4.3.1 (linux)"
     bool is_podman() const { return !libpod_api_version.empty(); }
 };
 

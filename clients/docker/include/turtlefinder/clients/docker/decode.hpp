@@ -46,8 +46,8 @@ std::optional<ApiVersion> parse_api_version(std::string_view text);
 
 // GET /version
 struct VersionInfo {
-    std::string version;       // "Version", engine product version ("20.10.24+dfsg1")
-    ApiVersion api_version;    // "ApiVersion", highest API the engine speaks
+    std::string version; // "Version", engine product version ("20.10.24+dfsg1")
+    ApiVersion api_version; // "ApiVersion", highest API the engine speaks
     ApiVersion min_api_version; // "MinAPIVersion"; equals api_version when absent
     std::string os;
     std::string arch;
@@ -56,7 +56,7 @@ VersionInfo decode_version(std::string_view json);
 
 // GET /info (only what identifies the engine)
 struct Info {
-    std::string id;   // "ID"
+    std::string id; // "ID"
     std::string name; // "Name" (host name)
 };
 Info decode_info(std::string_view json);
@@ -66,7 +66,7 @@ using Labels = std::map<std::string, std::string>;
 // One element of GET /containers/json
 struct ContainerSummary {
     std::string id;
-    std::string name;  // first of "Names", without the leading '/'
+    std::string name; // first of "Names", without the leading '/'
     std::string state; // "running", "paused", "exited", ...
     Labels labels;
 };
@@ -76,20 +76,20 @@ std::vector<ContainerSummary> decode_container_list(std::string_view json);
 struct ContainerDetails {
     std::string id;
     std::string name; // without the leading '/'
-    int pid = 0;      // State.Pid; 0 when not running
+    int pid = 0; // State.Pid; 0 when not running
     bool running = false;
     bool paused = false;
     std::string status; // State.Status
-    Labels labels;      // Config.Labels
+    Labels labels; // Config.Labels
 };
 ContainerDetails decode_container_inspect(std::string_view json);
 
 // One object of the GET /events stream.
 struct Event {
-    std::string type;   // "Type": "container", "network", ...
+    std::string type; // "Type": "container", "network", ...
     std::string action; // "Action": "start", "die", "exec_start: sh", ...
-    std::string id;     // Actor.ID (or the legacy "id")
-    Labels attributes;  // Actor.Attributes
+    std::string id; // Actor.ID (or the legacy "id")
+    Labels attributes; // Actor.Attributes
 };
 Event decode_event(const boost::json::value &object);
 Event decode_event(std::string_view json);

@@ -28,8 +28,8 @@ std::set<std::string> split_list(const std::string &text);
 std::optional<std::string> probe_containerd(const std::string &socket, std::chrono::milliseconds timeout);
 
 struct ContainerdOptions {
-    std::string socket;     // API socket path as the host can reach it
-    std::string version;    // as probed
+    std::string socket; // API socket path as the host can reach it
+    std::string version; // as probed
     std::set<std::string> skip_namespaces = split_list(default_skip_namespaces);
 };
 
@@ -39,8 +39,7 @@ struct ContainerdOptions {
 // engine id is containerd's server UUID; containerd older than 1.5 has no
 // Introspection.Server, so the id then falls back to node_engine_id()
 // (hostname and socket path).
-std::unique_ptr<sdk::EngineClient> make_containerd_client(const sdk::ProbeRequest &request,
-                                                          ContainerdOptions options);
+std::unique_ptr<sdk::EngineClient> make_containerd_client(const sdk::ProbeRequest &request, ContainerdOptions options);
 
 // A stable id for an engine without one of its own: "<UTS hostname of the
 // engine>:<API socket path inside the engine's mount namespace>" (from a

@@ -24,7 +24,7 @@ inline constexpr const char *label_container_name = "io.kubernetes.container.nam
 inline constexpr const char *label_sandbox = "io.kubernetes.sandbox";
 
 struct CriVersion {
-    std::string runtime_name;        // "containerd", "cri-o"
+    std::string runtime_name; // "containerd", "cri-o"
     std::string runtime_version;
     std::string runtime_api_version; // "v1"
 };
