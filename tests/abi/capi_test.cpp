@@ -53,28 +53,7 @@ extern "C" const tf_plugin_descriptor tf_plugin_entry_builtin_b;
 
 namespace {
 
-class NamedProcess {
-public:
-    explicit NamedProcess(const char *name) {
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::prctl(PR_SET_NAME, name, 0, 0, 0);
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-            while (true) ::pause();
-        }
-        if (pid_ < 0) throw std::runtime_error("fork failed");
-    }
-    ~NamedProcess() {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-    }
-    NamedProcess(const NamedProcess &) = delete;
-    NamedProcess &operator=(const NamedProcess &) = delete;
-    pid_t pid() const { return pid_; }
-
-private:
-    pid_t pid_ = -1;
-};
+using tftest::NamedProcess;
 
 const tf_plugin_descriptor *const builtins[] = {&tf_plugin_entry_builtin_a, &tf_plugin_entry_builtin_b};
 

@@ -31,6 +31,8 @@ extern "C" const tf_plugin_descriptor tf_plugin_entry_builtin_b;
 
 namespace {
 
+using tftest::NamedProcess;
+
 namespace tf = turtlefinder;
 using abitest::TempDir;
 
@@ -157,31 +159,6 @@ TEST(Embedding, ReplacingTheLogCallbackWaitsForARunningOne) {
     replacer.join();
     logger.join();
 }
-
-// A process whose comm is `name`, for a detector claiming it. Killed and
-// reaped at scope exit.
-class NamedProcess {
-public:
-    explicit NamedProcess(const char *name) {
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::prctl(PR_SET_NAME, name, 0, 0, 0);
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-            while (true) ::pause();
-        }
-        if (pid_ < 0) throw std::runtime_error("fork failed");
-    }
-    ~NamedProcess() {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-    }
-    NamedProcess(const NamedProcess &) = delete;
-    NamedProcess &operator=(const NamedProcess &) = delete;
-    pid_t pid() const { return pid_; }
-
-private:
-    pid_t pid_ = -1;
-};
 
 tf::Options builtin_only() {
     tf::Options o;

@@ -23,34 +23,11 @@
 
 namespace {
 
+using tftest::NamedProcess;
+
 using namespace std::chrono_literals;
 namespace tf = turtlefinder;
 using abitest::TempDir;
-
-// A process whose comm is `name`, so that a process scan hands it to the
-// plugin claiming that name. Killed and reaped at scope exit.
-class NamedProcess {
-public:
-    explicit NamedProcess(const char *name) {
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::prctl(PR_SET_NAME, name, 0, 0, 0);
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-            while (true) ::pause();
-        }
-        if (pid_ < 0) throw std::runtime_error("fork failed");
-    }
-    ~NamedProcess() {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-    }
-    NamedProcess(const NamedProcess &) = delete;
-    NamedProcess &operator=(const NamedProcess &) = delete;
-    pid_t pid() const { return pid_; }
-
-private:
-    pid_t pid_ = -1;
-};
 
 class MalformedPlugin : public ::testing::Test {
 protected:

@@ -2,15 +2,34 @@
 #include "testing.hpp"
 
 #include <dirent.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
+#include <stdexcept>
 #include <fstream>
 #include <mutex>
 #include <tuple>
 #include <utility>
 
 namespace tftest {
+
+NamedProcess::NamedProcess(const char *name) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        ::prctl(PR_SET_NAME, name, 0, 0, 0);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        while (true) ::pause();
+    }
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+}
+
+NamedProcess::~NamedProcess() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+}
 
 bool under_ci() {
     const char *ci = std::getenv("CI");

@@ -38,6 +38,20 @@ namespace tftest {
 // goals live in the benchmarks.
 inline constexpr std::chrono::seconds hang_guard{30};
 
+// A process whose comm is `name`, so that a process scan hands it to the
+// plugin claiming that name. Killed and reaped at scope exit.
+class NamedProcess {
+public:
+    explicit NamedProcess(const char *name);
+    ~NamedProcess();
+    NamedProcess(const NamedProcess &) = delete;
+    NamedProcess &operator=(const NamedProcess &) = delete;
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = -1;
+};
+
 // True when running under CI (CI=true): a test that cannot run must fail there.
 bool under_ci();
 
