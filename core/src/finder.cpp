@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 
 #include "discovery/prober.hpp"
 #include "hierarchy/hierarchy.hpp"
@@ -55,6 +56,11 @@ struct Finder::Impl {
     std::mutex stream_mu;
     std::map<int, Callback> subscribers;
     int next_subscriber = 1;
+    // A callback may unsubscribe (itself or another) while it is told: the
+    // thread delivering holds stream_mu, so it only notes the handle, and
+    // deliver() drops it once the event has been told.
+    std::atomic<std::thread::id> delivering{};
+    std::vector<int> dropped; // under stream_mu
 
     explicit Impl(Options o) : options(std::move(o)), prober(registry, options) {
         plugins::check_plugin_dirs(options.plugin_dirs); // a directory the caller names must be one
@@ -313,7 +319,12 @@ struct Finder::Impl {
     // the others.
     void deliver(Event event) {
         if (event.time == std::chrono::system_clock::time_point{}) event.time = std::chrono::system_clock::now();
-        for (auto &[id, cb] : subscribers) tell(cb, event);
+        delivering = std::this_thread::get_id();
+        for (auto &[id, cb] : subscribers)
+            if (std::find(dropped.begin(), dropped.end(), id) == dropped.end()) tell(cb, event);
+        delivering = std::thread::id{};
+        for (int id : dropped) subscribers.erase(id);
+        dropped.clear();
     }
 
     static void tell(const Callback &cb, const Event &event) {
@@ -399,6 +410,10 @@ int Finder::subscribe(Callback callback, Replay replay) {
 }
 
 void Finder::unsubscribe(int handle) {
+    if (impl_->delivering.load() == std::this_thread::get_id()) { // from a callback being told
+        impl_->dropped.push_back(handle);
+        return;
+    }
     std::lock_guard lock(impl_->stream_mu);
     impl_->subscribers.erase(handle);
 }

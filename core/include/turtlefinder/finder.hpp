@@ -75,7 +75,9 @@ public:
     // between them (one may be told again that the state already shows;
     // applying it again changes nothing). Replaying the events from there on
     // rebuilds what containers() and engines() show. Returns a handle:
-    // unsubscribe with it. The callback must not call back into the Finder.
+    // unsubscribe with it. The callback may unsubscribe (itself or another;
+    // it is not told again from then on) but must not call anything else of
+    // the Finder.
     using Callback = std::function<void(const Event &)>;
     enum class Replay { none, state };
     int subscribe(Callback callback, Replay replay = Replay::none);
