@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -84,7 +85,9 @@ struct tfc_event {
 };
 
 struct tfc_finder {
-    std::unique_ptr<tf::Finder> finder;
+    // In place, not behind a unique_ptr: std::unique_ptr<Finder>'s helper
+    // templates would carry the public Finder's visibility into the exports.
+    std::optional<tf::Finder> finder;
     std::mutex mutex; // guards subscriptions
     std::map<int, std::shared_ptr<Subscription>> subscriptions;
 };
@@ -220,7 +223,7 @@ int tfc_finder_new(const tfc_options *options, tfc_finder **out, tfc_error *err)
         if (o.online_wait_ms != 0) opts.online_wait = std::chrono::milliseconds(o.online_wait_ms);
         if (o.workers != 0) opts.workers = o.workers;
         auto finder = std::make_unique<tfc_finder>();
-        finder->finder = std::make_unique<tf::Finder>(std::move(opts));
+        finder->finder.emplace(std::move(opts));
         *out = finder.release();
         return 0;
     });
@@ -338,8 +341,13 @@ int tfc_unsubscribe(tfc_finder *finder, int handle, tfc_error *err) {
 
 int tfc_set_log_level(tfc_log_level level) {
     static const char *const names[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-    if (static_cast<int>(level) < 0 || static_cast<int>(level) > TFC_LOG_OFF) return -EINVAL;
-    return tf::set_log_level(names[level]) ? 0 : -EINVAL;
+    // A C caller may pass any int: read it as one (a C++ load of an enum
+    // outside its values is undefined), then check it.
+    int raw = 0;
+    static_assert(sizeof raw == sizeof level);
+    std::memcpy(&raw, &level, sizeof raw);
+    if (raw < 0 || raw > TFC_LOG_OFF) return -EINVAL;
+    return tf::set_log_level(names[raw]) ? 0 : -EINVAL;
 }
 
 void tfc_set_log_callback(tfc_log_fn callback, void *user) {
