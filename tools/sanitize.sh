@@ -120,7 +120,8 @@ for run in "${runs[@]}"; do
     asan)
       dir=${TF_ASAN_BUILD_DIR:-build-asan}
       start=$SECONDS
-      selection=(--suite unit --suite abi --suite integration)
+      # foreign-hosts: Python and Go programs, which cannot load an ASan library.
+      selection=(--suite unit --suite abi --suite integration --no-suite foreign-hosts)
       if [[ $mode != no-build ]]; then
         # clang, so that the same build holds tools/fuzz.sh's libFuzzer targets:
         # fuzzer-no-link gives every library coverage feedback for them (and
