@@ -21,9 +21,14 @@ Finder::Impl::Impl(Options o) : options(std::move(o)), prober(registry, options)
     for (const auto *builtin : options.builtin_plugins) registry.add(builtin, {}, options.disabled_plugins);
     registry.load_directories(dirs, options.disabled_plugins);
     registry.warn_unmatched(options.disabled_plugins);
+    std::string why_not;
+    processes = procfs::track_processes(options.procfs_root, options.process_events, why_not);
+    if (!processes->incremental()) log().debug("scanning {} on every discovery: {}", options.procfs_root, why_not);
+    start_trigger();
 }
 
 Finder::Impl::~Impl() {
+    trigger.reset(); // no discovery starts from here on
     std::vector<std::shared_ptr<Watched>> all;
     {
         std::unique_lock lock(mu);
@@ -37,8 +42,12 @@ Finder::Impl::~Impl() {
 
 std::vector<Container> Finder::Impl::containers() {
     std::lock_guard serial(discovery_mu);
+    return discover();
+}
+
+std::vector<Container> Finder::Impl::discover() {
     ++discoveries;
-    auto table = procfs::ProcessTable::scan(options.procfs_root);
+    const auto &table = processes->current();
     prune(table);
     // Probes and activations run side by side, each bounded by its own
     // probe timeout (one that hangs is collected by a later discovery);
@@ -192,6 +201,6 @@ int Finder::subscribe(Callback callback, Replay replay) {
     return impl_->subscribe(std::move(callback), replay == Replay::state);
 }
 
-void Finder::unsubscribe(int handle) { impl_->stream.remove(handle); }
+void Finder::unsubscribe(int handle) { impl_->unsubscribe(handle); }
 
 } // namespace turtlefinder

@@ -4,6 +4,8 @@
 // starts with.
 #include "finder_impl.hpp"
 
+#include <algorithm>
+
 #include "hierarchy/hierarchy.hpp"
 #include "log.hpp"
 
@@ -99,8 +101,7 @@ int Finder::Impl::subscribe(Callback callback, bool with_state) {
     if (with_state) serial = std::unique_lock(discovery_mu); // no discovery moves engines meanwhile
     auto held = stream.hold();
     if (with_state) {
-        auto table = procfs::ProcessTable::scan(options.procfs_root);
-        auto containers = query(table);
+        auto containers = query(processes->current());
         std::vector<std::shared_ptr<Watched>> engines;
         {
             std::shared_lock lock(mu);
@@ -122,7 +123,37 @@ int Finder::Impl::subscribe(Callback callback, bool with_state) {
             events::Stream::tell(callback, {EventKind::started, std::move(engine), std::move(c), now, true});
         }
     }
-    return stream.add(std::move(callback));
+    int handle = stream.add(std::move(callback));
+    held.unlock();
+    if (trigger) trigger->start();
+    return handle;
+}
+
+void Finder::Impl::unsubscribe(int handle) {
+    stream.remove(handle);
+    if (trigger) trigger->wake(); // ends its thread when nobody listens any more
+}
+
+void Finder::Impl::start_trigger() {
+    if (!processes->incremental()) return;
+    discovery::Trigger::Hooks hooks;
+    hooks.claimed = [this](std::string_view name) {
+        return registry.detector_for(name) != nullptr || registry.activator_for(name) != nullptr;
+    };
+    hooks.engine = [this](int pid) {
+        std::shared_lock lock(mu);
+        return std::any_of(watched.begin(), watched.end(), [&](const auto &w) { return w->process.pid == pid; });
+    };
+    hooks.wanted = [this] {
+        auto held = stream.hold();
+        return !stream.empty();
+    };
+    hooks.discover = [this](const std::vector<procfs::ProcessKey> &again) {
+        std::lock_guard serial(discovery_mu);
+        for (const auto &key : again) prober.probe_again(key);
+        discover();
+    };
+    trigger = std::make_unique<discovery::Trigger>(*processes, std::move(hooks));
 }
 
 } // namespace turtlefinder

@@ -13,10 +13,12 @@
 #include <vector>
 
 #include "discovery/prober.hpp"
+#include "discovery/trigger.hpp"
 #include "events/stream.hpp"
 #include "plugins/engine_handle.hpp"
 #include "plugins/registry.hpp"
 #include "procfs/procfs.hpp"
+#include "procfs/tracker.hpp"
 #include "query/query.hpp"
 #include "watch/watcher.hpp"
 
@@ -38,6 +40,7 @@ struct Finder::Impl {
     plugins::Registry registry;
 
     std::mutex discovery_mu; // one discovery (scan, prune, probe, watch, query) at a time
+    std::unique_ptr<procfs::ProcessTracker> processes; // the process table; current() under discovery_mu
     mutable std::shared_mutex mu; // guards `watched`
     std::vector<std::shared_ptr<Watched>> watched;
     // The engines as the last query placed them: the ones its containers point at.
@@ -51,6 +54,9 @@ struct Finder::Impl {
     // Watcher threads hold the stream holding nothing else.
     events::Stream stream;
 
+    // Discoveries on process events while someone subscribed (with events only).
+    std::unique_ptr<discovery::Trigger> trigger;
+
     explicit Impl(Options o);
 
     ~Impl();
@@ -58,6 +64,8 @@ struct Finder::Impl {
     // One discovery, read top to bottom: scan → prune → probe/activate →
     // watch → query → stack.
     std::vector<Container> containers();
+    // The same, discovery_mu held.
+    std::vector<Container> discover();
 
     // Drops the engines whose process is gone or whose watch ended.
     void prune(const procfs::ProcessTable &table);
@@ -69,7 +77,8 @@ struct Finder::Impl {
     std::shared_ptr<Watched> start_watch(discovery::FoundEngine found);
 
     // Waits, within this discovery's online wait, for each new engine's first sync.
-    void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh, std::chrono::steady_clock::time_point deadline);
+    void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh,
+                     std::chrono::steady_clock::time_point deadline);
 
     // Adds the new engines to the watched ones (announced once placed).
     void publish(const std::vector<std::shared_ptr<Watched>> &fresh);
@@ -102,6 +111,10 @@ struct Finder::Impl {
     // The current state as initial events, then the subscription: atomic
     // while the stream is held.
     int subscribe(Callback callback, bool with_state);
+    void unsubscribe(int handle);
+
+    // Starts discovering on process events (see discovery::Trigger).
+    void start_trigger();
 
     // Whether the engine process still runs (not a reused PID, not a zombie).
     bool alive(const procfs::ProcessKey &key) const;

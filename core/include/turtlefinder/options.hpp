@@ -49,6 +49,12 @@ struct Options {
     std::chrono::milliseconds backoff_max{5000};
     // Where the host's procfs is mounted (tests and containerised finders).
     std::string procfs_root = "/proc";
+    // Keep the process table current from the kernel's process events
+    // instead of scanning procfs_root on every discovery. Where they cannot
+    // be had (no CAP_NET_ADMIN, not in the initial PID namespace, a
+    // procfs_root of another PID namespace) or when false, every discovery
+    // scans, as it did before.
+    bool process_events = true;
     // Per-plugin settings, passed to the plugin's probes as key/value pairs.
     std::map<std::string, std::map<std::string, std::string>> plugin_settings;
 };

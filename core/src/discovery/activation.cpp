@@ -117,8 +117,8 @@ void Activation::finished(const ActivationJob &job, bool found_engine) {
     a.fruitless[job.socket.socket.inode].failed();
 }
 
-std::vector<ActivationJob> Activation::due(const procfs::ProcessTable &table, const plugins::Registry &registry,
-                                           const std::set<std::uint64_t> &watched) {
+std::vector<ActivationJob> Activation::due(const procfs::ProcessTable &table, const std::set<int> &activators,
+                                           const plugins::Registry &registry, const std::set<std::uint64_t> &watched) {
     const std::string &root = table.root();
     std::vector<ActivationJob> jobs;
     std::erase_if(activators_, [&](const auto &entry) {
@@ -126,8 +126,8 @@ std::vector<ActivationJob> Activation::due(const procfs::ProcessTable &table, co
         return p == nullptr || p->starttime != entry.second.starttime;
     });
 
-    for (const auto &[pid, process] : table.processes()) {
-        if (!registry.activator_for(process.name)) continue;
+    for (int pid : activators) {
+        const auto &process = *table.find(pid);
         auto inodes = procfs::socket_inodes(root, pid);
         std::size_t hash = inodes.size();
         for (auto i : inodes) hash ^= std::hash<std::uint64_t>{}(i) + 0x9e3779b97f4a7c15ULL + (hash << 6) + (hash >> 2);

@@ -50,8 +50,9 @@ public:
     // socket whose path ends in a claimed suffix, whose inode is not in
     // `watched` and that is not being activated or activated already. The
     // sockets returned count as being activated until finished().
-    std::vector<ActivationJob> due(const procfs::ProcessTable &table, const plugins::Registry &registry,
-                                   const std::set<std::uint64_t> &watched);
+    // `activators` are the PIDs in `table` whose name an activator claims.
+    std::vector<ActivationJob> due(const procfs::ProcessTable &table, const std::set<int> &activators,
+                                   const plugins::Registry &registry, const std::set<std::uint64_t> &watched);
     // A job ended: with an engine, its socket stays handled until forget();
     // without, it is tried again after a growing delay (see Retry).
     void finished(const ActivationJob &job, bool found_engine);

@@ -37,6 +37,32 @@ void Prober::reprobe(const procfs::ProcessKey &process) {
     fruitless_.erase(process);
 }
 
+void Prober::probe_again(const procfs::ProcessKey &process) {
+    if (!fruitless_.contains(process)) return; // never probed, found an engine, or still probing
+    if (std::any_of(pending_.begin(), pending_.end(), [&](const Pending &p) { return p.process == process; })) return;
+    probed_.erase(process);
+    fruitless_.erase(process);
+}
+
+void Prober::track_claims(const procfs::ProcessTable &table) {
+    auto classify = [&](const procfs::Process &p) {
+        if (registry_.detector_for(p.name)) detector_pids_.insert(p.pid);
+        if (registry_.activator_for(p.name)) activator_pids_.insert(p.pid);
+    };
+    if (auto changed = table.changed_since(claims_seen_)) {
+        for (int pid : *changed) {
+            detector_pids_.erase(pid);
+            activator_pids_.erase(pid);
+            if (const auto *p = table.find(pid)) classify(*p);
+        }
+    } else {
+        detector_pids_.clear();
+        activator_pids_.clear();
+        for (const auto &[pid, p] : table.processes()) classify(p);
+    }
+    claims_seen_ = table.cursor();
+}
+
 // Every candidate gets its own thread, so none waits behind another that
 // hangs; each is bounded by probe_timeout per socket (and per step of an
 // activation), which also bounds how long a discovery waits for it.
@@ -47,25 +73,28 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
     std::set<std::uint64_t> watched_inodes; // sockets some engine already talks to
     for (const auto &[inode, type] : watched_)
         if (inode != 0) watched_inodes.insert(inode);
+    track_claims(table);
     auto reads_before = activation_.socket_reads();
-    auto jobs = activation_.due(table, registry_, watched_inodes);
+    auto jobs = activation_.due(table, activator_pids_, registry_, watched_inodes);
     activator_socket_reads_ += activation_.socket_reads() - reads_before;
     std::set<std::uint64_t> activating; // a service holding one of these is examined by its activation
     for (const auto &job : jobs) activating.insert(job.socket.socket.inode);
 
-    for (const auto &[pid, p] : table.processes()) {
+    for (int pid : detector_pids_) {
+        const auto &p = *table.find(pid);
         auto plugin = registry_.detector_for(p.name);
-        if (!plugin) continue;
         procfs::ProcessKey key{pid, p.starttime};
-        auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
-        if (std::any_of(sockets.begin(), sockets.end(),
-                        [&](const Candidate &s) { return activating.contains(s.socket.inode); }))
-            continue;
-        bool retry = !probed_.insert(key).second;
+        // Examined already and not due again: its sockets are not even read.
+        bool retry = probed_.contains(key);
         if (retry) {
             auto due = fruitless_.find(key);
             if (due == fruitless_.end() || !due->second.due()) continue;
         }
+        auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
+        if (std::any_of(sockets.begin(), sockets.end(),
+                        [&](const Candidate &s) { return activating.contains(s.socket.inode); }))
+            continue;
+        probed_.insert(key);
         auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
         auto candidate = std::make_shared<turtlefinder::Candidate>();
         candidate->pid = pid;

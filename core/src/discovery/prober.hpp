@@ -61,6 +61,10 @@ public:
     // The engine of this still running process was dropped (its API socket
     // went away): probe the process again, afresh.
     void reprobe(const procfs::ProcessKey &process);
+    // The sockets of this process changed since its probe gave no engine
+    // (an engine still starting): probe it at the next start(), without
+    // waiting for its retry, unless a probe of it still runs.
+    void probe_again(const procfs::ProcessKey &process);
 
     // Starts, in the background and side by side: a probe of every process
     // of `table` a detector claims that was not probed yet, or whose probe
@@ -106,6 +110,9 @@ private:
     // Activates one socket and probes the service that starts (any thread).
     std::vector<FoundEngine> activate(const ActivationJob &job, const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
+    // Brings the claimed processes up to `table`: only the processes that
+    // changed since the last call when the table can tell, else all.
+    void track_claims(const procfs::ProcessTable &table);
     // Takes the result of a pending that ended.
     void harvest(Pending &pending, const std::function<void(FoundEngine)> &found);
     // False (and a debug line) when an engine at that API is watched already.
@@ -113,6 +120,10 @@ private:
 
     const plugins::Registry &registry_;
     const Options &options_;
+    // Processes a detector claims and activator processes, by PID, as of
+    // the table at `claims_seen_`: a discovery looks at these only.
+    std::set<int> detector_pids_, activator_pids_;
+    procfs::ProcessTable::Cursor claims_seen_;
     std::set<procfs::ProcessKey> probed_; // processes already examined by a plugin
     std::map<procfs::ProcessKey, Retry> fruitless_;
     mutable std::mutex candidates_mu_;

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <charconv>
 #include <cstddef>
 #include <cstring>
 
@@ -35,6 +37,44 @@ bool is_pid_name(const char *name) {
     for (const char *p = name + 1; *p != '\0'; ++p)
         if (*p < '0' || *p > '9') return false;
     return true;
+}
+
+// Every scan starts a lineage of its own: a cursor of one table says
+// nothing about another.
+std::atomic<std::uint64_t> next_lineage{1};
+
+// What the scan and reread() share: one process read from its stat, relative
+// to the procfs root `root_fd`; nullopt if it is gone or a zombie (state Z).
+std::optional<Process> read_live(int root_fd, const char *pid_name, std::size_t length) {
+    if (length > 10) return std::nullopt; // not a PID (pid_max is at most 2^22)
+    // "PID/stat" built in place: no allocation per process but the name.
+    char relative[32];
+    std::memcpy(relative, pid_name, length);
+    std::memcpy(relative + length, "/stat", sizeof "/stat");
+    char buffer[stat_buffer_size];
+    // Gone since getdents (ENOENT) or while reading (ESRCH): skip quietly.
+    ssize_t n = read_once_at(root_fd, relative, buffer, sizeof buffer);
+    if (n <= 0) return std::nullopt;
+    auto process = parse_stat(std::string_view(buffer, static_cast<std::size_t>(n)));
+    if (!process || process->state == 'Z') return std::nullopt;
+    return process;
+}
+
+void link_child(std::unordered_map<int, Process> &processes, int pid, int ppid) {
+    if (ppid == pid) return; // a fixture's self-parent must not loop
+    auto parent = processes.find(ppid);
+    if (parent == processes.end()) return;
+    auto &children = parent->second.children;
+    auto at = std::lower_bound(children.begin(), children.end(), pid);
+    if (at == children.end() || *at != pid) children.insert(at, pid);
+}
+
+void unlink_child(std::unordered_map<int, Process> &processes, int pid, int ppid) {
+    auto parent = processes.find(ppid);
+    if (parent == processes.end()) return;
+    auto &children = parent->second.children;
+    auto at = std::lower_bound(children.begin(), children.end(), pid);
+    if (at != children.end() && *at == pid) children.erase(at);
 }
 
 void link_children(std::unordered_map<int, Process> &processes) {
@@ -95,24 +135,15 @@ std::optional<Process> read_process(const std::string &root, int pid) {
 ProcessTable ProcessTable::scan(const std::string &root) {
     ProcessTable table;
     table.root_ = root;
+    table.lineage_ = next_lineage++;
     Fd root_fd{::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
     if (!root_fd.ok()) return table;
     table.processes_.reserve(1024);
 
-    // "PID/stat" built in place: no allocation per process but the name.
-    char relative[32];
-    char buffer[stat_buffer_size];
     for_each_entry(root_fd.get(), [&](const char *name) {
         if (!is_pid_name(name)) return;
-        std::size_t length = std::strlen(name);
-        if (length > 10) return; // not a PID (pid_max is at most 2^22)
-        std::memcpy(relative, name, length);
-        std::memcpy(relative + length, "/stat", sizeof "/stat");
-        // Gone since getdents (ENOENT) or while reading (ESRCH): skip quietly.
-        ssize_t n = read_once_at(root_fd.get(), relative, buffer, sizeof buffer);
-        if (n <= 0) return;
-        auto process = parse_stat(std::string_view(buffer, static_cast<std::size_t>(n)));
-        if (!process || process->state == 'Z') return;
+        auto process = read_live(root_fd.get(), name, std::strlen(name));
+        if (!process) return;
         int pid = process->pid;
         table.processes_.insert_or_assign(pid, std::move(*process));
     });
@@ -120,9 +151,64 @@ ProcessTable ProcessTable::scan(const std::string &root) {
     return table;
 }
 
+void ProcessTable::reread(std::vector<int> pids) {
+    std::sort(pids.begin(), pids.end());
+    pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
+    ++version_;
+    Fd root_fd{::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    // First every entry as /proc shows it now, then the children links: a
+    // parent and its new child may come in either order.
+    for (int pid : pids) {
+        if (pid <= 0) continue;
+        history_.emplace_back(version_, pid);
+        std::optional<Process> now;
+        if (root_fd.ok()) {
+            char name[16];
+            auto [end, ec] = std::to_chars(name, name + sizeof name, pid);
+            if (ec == std::errc()) now = read_live(root_fd.get(), name, static_cast<std::size_t>(end - name));
+        }
+        auto it = processes_.find(pid);
+        if (it != processes_.end()) {
+            if (!now || now->ppid != it->second.ppid) unlink_child(processes_, pid, it->second.ppid);
+            if (!now) {
+                processes_.erase(it); // its children were re-parented: they are reread too
+                continue;
+            }
+            // A reused PID keeps the list until its old children are reread.
+            now->children = std::move(it->second.children);
+            it->second = std::move(*now);
+        } else if (now) {
+            processes_.emplace(pid, std::move(*now));
+        }
+    }
+    for (int pid : pids)
+        if (auto it = processes_.find(pid); it != processes_.end()) link_child(processes_, pid, it->second.ppid);
+
+    // The history is for readers one or a few rereads behind; one further
+    // behind than the table is large rescans anyway.
+    if (history_.size() > 4096 + 2 * processes_.size()) {
+        auto half = history_.begin() + static_cast<std::ptrdiff_t>(history_.size() / 2);
+        history_floor_ = half->first - 1;
+        auto keep = std::lower_bound(history_.begin(), history_.end(), std::make_pair(half->first, 0),
+                                     [](const auto &a, const auto &b) { return a.first < b.first; });
+        history_.erase(history_.begin(), keep);
+    }
+}
+
+std::optional<std::vector<int>> ProcessTable::changed_since(Cursor since) const {
+    if (since.lineage != lineage_ || since.version < history_floor_ || since.version > version_) return std::nullopt;
+    auto first = std::upper_bound(history_.begin(), history_.end(), since.version,
+                                  [](std::uint64_t v, const auto &entry) { return v < entry.first; });
+    std::vector<int> out;
+    out.reserve(static_cast<std::size_t>(history_.end() - first));
+    for (auto it = first; it != history_.end(); ++it) out.push_back(it->second);
+    return out;
+}
+
 ProcessTable ProcessTable::from(std::vector<Process> processes, std::string root) {
     ProcessTable table;
     table.root_ = std::move(root);
+    table.lineage_ = next_lineage++;
     for (auto &process : processes) {
         process.children.clear(); // derived below, never trusted from the caller
         int pid = process.pid;

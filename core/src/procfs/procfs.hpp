@@ -56,7 +56,9 @@ struct ProcessKey {
     auto operator<=>(const ProcessKey &) const = default;
 };
 
-// One scan of the process table: only /proc/PID/stat is read per process.
+// The process table: only /proc/PID/stat is read per process. Made by one
+// scan; kept current by reread() of the processes that changed (see
+// ProcessTracker), which gives what a new scan would give for them.
 class ProcessTable {
 public:
     ProcessTable() = default;
@@ -65,6 +67,21 @@ public:
     static ProcessTable scan(const std::string &root = "/proc");
     // Builds a table from given processes (tests); children links are derived.
     static ProcessTable from(std::vector<Process> processes, std::string root = "/proc");
+
+    // Reads these processes again, as a scan would: added, changed (PPID,
+    // name, a reused PID) or gone (vanished, or a zombie). The others stay.
+    void reread(std::vector<int> pids);
+
+    // Where a reader of this table stands, to ask later what changed since.
+    struct Cursor {
+        std::uint64_t lineage = 0; // which scan the table descends from
+        std::uint64_t version = 0; // rereads since that scan
+    };
+    Cursor cursor() const { return {lineage_, version_}; }
+    // The PIDs reread() touched since `since` (unsorted, may repeat), or
+    // nullopt when that is not known (`since` is of another scan, or so old
+    // that its history was dropped): then any process may have changed.
+    std::optional<std::vector<int>> changed_since(Cursor since) const;
 
     const Process *find(int pid) const;
     const std::unordered_map<int, Process> &processes() const { return processes_; }
@@ -76,6 +93,10 @@ public:
 private:
     std::string root_;
     std::unordered_map<int, Process> processes_;
+    std::uint64_t lineage_ = 0;
+    std::uint64_t version_ = 0;
+    std::uint64_t history_floor_ = 0; // changed_since() answers for versions from here on
+    std::vector<std::pair<std::uint64_t, int>> history_; // (version, PID), by version
 };
 
 // Reads one process's stat; nullopt if it vanished or cannot be parsed.
