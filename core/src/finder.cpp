@@ -191,6 +191,7 @@ std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statu
 Stats Finder::stats() const {
     Stats s;
     s.discoveries = impl_->discoveries;
+    s.process_scans = impl_->processes->counters().scans;
     s.probes = impl_->prober.probes();
     s.activator_socket_reads = impl_->prober.activator_socket_reads();
     s.activations = impl_->prober.activations();

@@ -38,7 +38,8 @@ struct PluginStatus {
 
 // Counters for monitoring and tests.
 struct Stats {
-    std::uint64_t discoveries = 0; // containers() calls that scanned
+    std::uint64_t discoveries = 0; // discoveries run (containers() calls, and on process events)
+    std::uint64_t process_scans = 0; // full /proc scans (with process events: the first, and after lost events)
     std::uint64_t probes = 0; // processes handed to a plugin's probe
     std::uint64_t activator_socket_reads = 0; // activators whose socket set had to be read again
     std::uint64_t activations = 0; // services found after activating their socket
