@@ -17,8 +17,11 @@
 // usage: tf-bench-events --out FILE [--reps N] [--sizes 1000,10000]
 //                        [--changes 10,100] [--calls N] [--starts N]
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +39,8 @@
 
 #include "bench_common.hpp"
 #include "lab.hpp"
+
+extern char **environ;
 
 namespace {
 
@@ -115,8 +120,12 @@ void nothing_changed(const Args &args, tf::Finder &events, tf::Finder &scanning,
                      std::vector<tb::Row> &rows) {
     for (std::size_t target : args.sizes) {
         std::size_t p = idle.fill_to(target);
-        events.containers();
-        scanning.containers();
+        // The forks of the fill may have overflowed the socket: settle first.
+        for (int i = 0; i < 3; ++i) {
+            std::this_thread::sleep_for(100ms);
+            events.containers();
+            scanning.containers();
+        }
         const auto before = events.stats();
         std::cerr << fmt::format("bench: warm containers(), nothing changed, at P={}\n", p);
         auto samples = tb::run_interleaved(
@@ -147,24 +156,61 @@ void nothing_changed(const Args &args, tf::Finder &events, tf::Finder &scanning,
     }
 }
 
-// Figure 6 after K changes: K idle children replaced (killed and reaped,
-// then K new ones forked) before each timed call, off the clock; a floor
-// scan timed after the same change, alternating, for context.
+// Processes replaced between calls: `sleep` children started with
+// posix_spawn (vfork: unlike fork, it leaves this process's pages shared,
+// so the measured call pays no copy-on-write faults the Finder did not
+// cause), killed and reaped K at a time.
+class Replaced {
+public:
+    explicit Replaced(std::size_t k) {
+        for (std::size_t i = 0; i < k; ++i) start();
+    }
+    ~Replaced() {
+        for (pid_t pid : pids_) ::kill(pid, SIGKILL);
+        for (pid_t pid : pids_) ::waitpid(pid, nullptr, 0);
+    }
+    Replaced(const Replaced &) = delete;
+    Replaced &operator=(const Replaced &) = delete;
+    // K exits, then K starts.
+    void replace() {
+        std::size_t k = pids_.size();
+        for (pid_t pid : pids_) ::kill(pid, SIGKILL);
+        for (pid_t pid : pids_) ::waitpid(pid, nullptr, 0);
+        pids_.clear();
+        for (std::size_t i = 0; i < k; ++i) start();
+    }
+
+private:
+    void start() {
+        char program[] = "/bin/sleep", time[] = "3600";
+        char *argv[] = {program, time, nullptr};
+        pid_t pid = -1;
+        if (::posix_spawn(&pid, program, nullptr, nullptr, argv, environ) != 0)
+            throw std::runtime_error("cannot start /bin/sleep");
+        pids_.push_back(pid);
+    }
+    std::vector<pid_t> pids_;
+};
+
+// Figure 6 after K changes: K processes replaced (killed and reaped, then K
+// new ones started) before each timed call, off the clock; a floor scan
+// timed after the same change, alternating, for context.
 void after_changes(const Args &args, tf::Finder &events, tb::IdleProcesses &idle, std::vector<tb::Row> &rows,
                    std::map<std::pair<std::size_t, std::size_t>, std::vector<double>> &by_k_p) {
     for (std::size_t target : args.sizes) {
-        std::size_t p = idle.fill_to(target);
         for (std::size_t k : args.changes) {
+            std::size_t p = idle.fill_to(target - std::min(target, k));
+            Replaced replaced(k);
+            p += k;
             std::cerr << fmt::format("bench: warm containers() after K={} changes at P={}\n", k, p);
+            std::this_thread::sleep_for(100ms);
             events.containers();
             std::vector<double> value, floor;
             const auto before = events.stats();
             for (int r = 0; r < args.reps; ++r) {
                 std::vector<double> calls, floors;
                 for (int i = 0; i < args.calls; ++i) {
-                    std::size_t n = idle.size();
-                    idle.resize(n - std::min(k, n));
-                    idle.resize(n);
+                    replaced.replace();
                     double t0 = bench_clock();
                     benchmark::DoNotOptimize(events.containers().data());
                     calls.push_back((bench_clock() - t0) * 1e3);
