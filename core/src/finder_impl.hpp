@@ -69,7 +69,8 @@ struct Finder::Impl {
     std::shared_ptr<Watched> start_watch(discovery::FoundEngine found);
 
     // Waits, within this discovery's online wait, for each new engine's first sync.
-    void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh, std::chrono::steady_clock::time_point deadline);
+    void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh,
+                     std::chrono::steady_clock::time_point deadline);
 
     // Adds the new engines to the watched ones (announced once placed).
     void publish(const std::vector<std::shared_ptr<Watched>> &fresh);
