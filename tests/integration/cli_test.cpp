@@ -184,7 +184,8 @@ TEST_F(Cli, SocketsShowsEveryEnginesListeningPaths) {
     ASSERT_EQ(sockets.exit_code, 0) << sockets.err;
     EXPECT_EQ(tftest::schema_errors(sockets.out), "");
     bool listed = false;
-    for (auto &p : json::parse(sockets.out).at("processes").as_array())
+    auto sockets_doc = json::parse(sockets.out);
+    for (auto &p : sockets_doc.at("processes").as_array())
         if (p.at("pid").as_int64() == dockerd_->pid())
             for (auto &s : p.at("sockets").as_array())
                 listed = listed || s.at("path").as_string() == dockerd_->socket();
@@ -193,7 +194,8 @@ TEST_F(Cli, SocketsShowsEveryEnginesListeningPaths) {
     ASSERT_EQ(plugins.exit_code, 0) << plugins.err;
     EXPECT_EQ(tftest::schema_errors(plugins.out), "");
     std::set<std::string> loaded;
-    for (auto &p : json::parse(plugins.out).at("plugins").as_array())
+    auto plugins_doc = json::parse(plugins.out);
+    for (auto &p : plugins_doc.at("plugins").as_array())
         if (p.at("loaded").as_bool()) loaded.insert(std::string(p.at("name").as_string()));
     EXPECT_TRUE(loaded.contains("moby") && loaded.contains("containerd")) << plugins.out;
 }
@@ -500,7 +502,8 @@ TEST_F(Cli, OnlineWaitZeroFindsAndActivatesEngines) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(tftest::schema_errors(r.out), "");
     std::set<std::string> types;
-    for (auto &e : json::parse(r.out).at("engines").as_array()) {
+    auto doc = json::parse(r.out);
+    for (auto &e : doc.at("engines").as_array()) {
         std::string_view api = e.at("api").as_string();
         if (api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()) || api.ends_with(sa.socket()))
             types.insert(std::string(e.at("type").as_string()));
