@@ -267,6 +267,23 @@ TEST_F(Faults, EngineStillStartingWhenFirstSeenIsFoundOnceItListens) {
 
 // --- 2. misbehaving sockets -----------------------------------------------
 
+// What a candidate socket of each misbehaving double is reported as (Docker
+// API and gRPC probes alike): one that never answers is a timeout; one that
+// answers something else is not this protocol. One that answers slowly or
+// endlessly is either, as the bytes come in before or after the deadline;
+// one that hangs up may be told as closed.
+std::set<std::string> expected_errors(lab::FakeEngine::Behaviour b) {
+    using B = lab::FakeEngine::Behaviour;
+    switch (b) {
+    case B::hang: return {"timeout"};
+    case B::garbage: return {"not-this-protocol"};
+    case B::close: return {"not-this-protocol", "closed"};
+    case B::slow:
+    case B::endless: return {"timeout", "not-this-protocol"};
+    }
+    return {};
+}
+
 TEST_F(Faults, BadSocketsNeverStallDiscovery) {
     start_engines();
     using B = lab::FakeEngine::Behaviour;
@@ -307,9 +324,12 @@ TEST_F(Faults, BadSocketsNeverStallDiscovery) {
                 ASSERT_NE(c, candidates.end()) << f->socket() << " is not reported as a candidate";
                 EXPECT_FALSE(c->reason.empty()) << f->socket();
                 EXPECT_FALSE(c->plugin.empty());
-                EXPECT_TRUE(std::any_of(c->sockets.begin(), c->sockets.end(), [&](const std::string &s) {
-                    return s.ends_with(f->socket());
-                })) << f->socket();
+                auto s = std::find_if(c->sockets.begin(), c->sockets.end(),
+                                      [&](const tf::CandidateSocket &s) { return s.path.ends_with(f->socket()); });
+                ASSERT_NE(s, c->sockets.end()) << f->socket();
+                std::cout << "[ info ]   " << f->socket() << ": " << s->reason << "\n";
+                EXPECT_TRUE(expected_errors(f->behaviour()).contains(s->error)) << f->socket() << ": " << s->reason;
+                EXPECT_TRUE(s->reason.starts_with(s->error + ": ")) << s->reason;
             }
             // Repeated discoveries on the same Finder: the broken processes
             // were examined once; they must not cost anything again.

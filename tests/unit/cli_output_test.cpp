@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "output.hpp"
+#include "testing.hpp"
 
 namespace {
 
@@ -70,6 +71,78 @@ TEST(CliOutput, JsonIsValidWithHostileNamesAndLabels) {
     EXPECT_EQ(c.at("labels").at("nul").as_string(), std::string("a\0b", 3));
     EXPECT_EQ(c.at("engine").as_int64(), 0);
     EXPECT_EQ(doc.at("engines").as_array().at(0).at("api").as_string(), "/run/\xEF\xBF\xBD.sock");
+    EXPECT_EQ(tftest::schema_errors(out.str()), "");
+}
+
+tf::Candidate candidate() {
+    tf::Candidate c;
+    c.pid = 4242;
+    c.process = "dockerd";
+    c.plugin = "moby";
+    c.sockets = {{"/proc/4242/root/run/hang.sock", "timeout", "timeout: no answer within 1000 ms"},
+                 {"/proc/4242/root/run/junk.sock", "not-this-protocol", "not-this-protocol: bad HTTP"}};
+    c.reason = "no socket answered as this engine";
+    return c;
+}
+
+// Each socket of a candidate is named on stderr with its process, PID and reason.
+TEST(CliOutput, CandidatesAreWarnedPerSocketAndListedInJson) {
+    std::ostringstream err;
+    tf::cli::warn_candidates(err, {candidate()});
+    EXPECT_EQ(err.str(), "turtlefinder: warning: dockerd (PID 4242, plugin \"moby\") gave no engine: socket "
+                         "/proc/4242/root/run/hang.sock: timeout: no answer within 1000 ms\n"
+                         "turtlefinder: warning: dockerd (PID 4242, plugin \"moby\") gave no engine: socket "
+                         "/proc/4242/root/run/junk.sock: not-this-protocol: bad HTTP\n");
+    // A plugin that tells nothing of its sockets (ABI 1.0): one line with the reason and the sockets.
+    auto mute = candidate();
+    for (auto &s : mute.sockets) s.error = "unknown", s.reason = "unknown: the plugin does not say";
+    err.str("");
+    tf::cli::warn_candidates(err, {mute});
+    EXPECT_EQ(err.str(), "turtlefinder: warning: dockerd (PID 4242, plugin \"moby\") gave no engine: no socket "
+                         "answered as this engine (sockets tried: /proc/4242/root/run/hang.sock, "
+                         "/proc/4242/root/run/junk.sock)\n");
+
+    std::ostringstream out;
+    tf::cli::print_json(out, {}, {}, {candidate()});
+    auto doc = json::parse(out.str());
+    auto &s = doc.at("candidates").at(0).at("sockets").at(1);
+    EXPECT_EQ(s.at("path").as_string(), "/proc/4242/root/run/junk.sock");
+    EXPECT_EQ(s.at("error").as_string(), "not-this-protocol");
+    EXPECT_EQ(s.at("reason").as_string(), "not-this-protocol: bad HTTP");
+    EXPECT_EQ(tftest::schema_errors(out.str()), "");
+    out.str("");
+    tf::cli::print_engines(out, {}, true, {candidate()});
+    EXPECT_EQ(tftest::schema_errors(out.str()), "");
+    out.str("");
+    tf::cli::print_engines(out, {}, false, {candidate()});
+    EXPECT_NE(out.str().find("no engine\tdockerd\tPID 4242\tplugin moby\tno socket answered as this engine\n"
+                             "\tsocket /proc/4242/root/run/hang.sock\ttimeout: no answer within 1000 ms\n"),
+              std::string::npos)
+        << out.str();
+}
+
+// Every event line is a turtlefinder/v1 document: engines placed (parent by key), containers with their engine's key.
+TEST(CliOutput, EventLinesFollowTheSchema) {
+    auto outer = engine("/run/outer.sock");
+    auto inner = engine("/run/inner.sock", outer, "kind");
+    std::ostringstream out;
+    tf::Event found;
+    found.kind = tf::EventKind::engine_found;
+    found.initial = true;
+    found.engine = inner;
+    tf::cli::print_event(out, found, true);
+    tf::Event started;
+    started.kind = tf::EventKind::started;
+    started.engine = inner;
+    started.container = container("web", inner);
+    tf::cli::print_event(out, started, true);
+    EXPECT_EQ(tftest::schema_errors(out.str()), "");
+    std::istringstream lines(out.str());
+    std::string line;
+    std::getline(lines, line);
+    EXPECT_EQ(json::parse(line).at("engine").at("parent").as_string(), tf::cli::engine_key(*outer));
+    std::getline(lines, line);
+    EXPECT_EQ(json::parse(line).at("container").at("engine").as_string(), tf::cli::engine_key(*inner));
 }
 
 TEST(CliOutput, NestedEnginesAreDrawnUnderTheirContainer) {

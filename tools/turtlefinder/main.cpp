@@ -128,31 +128,7 @@ void warn_if_not_root() {
 int run_sockets(const tf::Options &options, bool json) {
     auto list = tf::listening_sockets(options.procfs_root);
     if (json) {
-        std::cout << "{\"schema\":\"" << tf::cli::json_schema << "\",\"processes\":[";
-        bool first = true;
-        for (const auto &p : list) {
-            std::cout << (first ? "" : ",") << fmt::format("{{\"pid\":{},\"name\":\"", p.pid);
-            first = false;
-            auto quote = [](const std::string &s) {
-                std::string out;
-                for (unsigned char c : tf::cli::valid_utf8(s)) {
-                    if (c == '"' || c == '\\')
-                        out += '\\', out += static_cast<char>(c);
-                    else if (c < 0x20)
-                        out += fmt::format("\\u{:04x}", c);
-                    else
-                        out += static_cast<char>(c);
-                }
-                return out;
-            };
-            std::cout << quote(p.name) << "\",\"sockets\":[";
-            for (std::size_t i = 0; i < p.sockets.size(); ++i)
-                std::cout << (i ? "," : "")
-                          << fmt::format("{{\"inode\":{},\"path\":\"{}\",\"reachable\":\"{}\"}}", p.sockets[i].inode,
-                                         quote(p.sockets[i].path), quote(p.sockets[i].reachable));
-            std::cout << "]}";
-        }
-        std::cout << "]}\n";
+        tf::cli::print_sockets_json(std::cout, list);
         return 0;
     }
     for (const auto &p : list) {
@@ -163,8 +139,12 @@ int run_sockets(const tf::Options &options, bool json) {
     return 0;
 }
 
-int run_plugins(const tf::Finder &finder) {
+int run_plugins(const tf::Finder &finder, bool json) {
     auto statuses = finder.plugins();
+    if (json) {
+        tf::cli::print_plugins_json(std::cout, statuses);
+        return 0;
+    }
     if (statuses.empty()) std::cout << "no plugins found (a build tree's are found when run through `meson devenv`)\n";
     for (const auto &s : statuses) {
         if (s.loaded) {
@@ -277,7 +257,7 @@ int main(int argc, char **argv) {
             pthread_sigmask(SIG_BLOCK, &set, nullptr);
         }
         tf::Finder finder(options);
-        if (args.command == "plugins") return run_plugins(finder);
+        if (args.command == "plugins") return run_plugins(finder, args.json);
         warn_if_not_root();
         if (args.watch) return run_watch(finder, args.json);
         std::vector<tf::Container> containers;

@@ -248,11 +248,18 @@ void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const 
 
 void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
     for (const auto &c : candidates) {
+        std::string who =
+            fmt::format("turtlefinder: warning: {} (PID {}, plugin \"{}\") gave no engine: ", printable(c.process),
+                        c.pid, printable(c.plugin));
+        bool told = std::any_of(c.sockets.begin(), c.sockets.end(), [](auto &s) { return s.error != "unknown"; });
+        if (told) { // one line per socket, with what it said
+            for (const auto &s : c.sockets)
+                err << who << "socket " << printable(s.path) << ": " << printable(s.reason) << '\n';
+            continue;
+        }
         std::string sockets;
-        for (const auto &s : c.sockets) sockets += (sockets.empty() ? "" : ", ") + printable(s);
-        err << fmt::format("turtlefinder: warning: {} (PID {}) claimed by plugin \"{}\" gave no engine: {}{}\n",
-                           printable(c.process), c.pid, printable(c.plugin), printable(c.reason),
-                           sockets.empty() ? "" : " (sockets tried: " + sockets + ")");
+        for (const auto &s : c.sockets) sockets += (sockets.empty() ? "" : ", ") + printable(s.path);
+        err << who << printable(c.reason) << (sockets.empty() ? "" : " (sockets tried: " + sockets + ")") << '\n';
     }
 }
 
@@ -266,7 +273,9 @@ json::array candidates_array(const std::vector<Candidate> &candidates) {
         o["process"] = valid_utf8(c.process);
         o["plugin"] = valid_utf8(c.plugin);
         json::array sockets;
-        for (const auto &s : c.sockets) sockets.push_back(json::value(valid_utf8(s)));
+        for (const auto &s : c.sockets)
+            sockets.push_back(json::object{
+                {"path", valid_utf8(s.path)}, {"error", valid_utf8(s.error)}, {"reason", valid_utf8(s.reason)}});
         o["sockets"] = std::move(sockets);
         o["reason"] = valid_utf8(c.reason);
         out.push_back(std::move(o));
@@ -312,9 +321,11 @@ void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const En
         out << json::serialize(doc) << '\n';
         return;
     }
-    for (const auto &c : candidates)
+    for (const auto &c : candidates) {
         out << fmt::format("no engine\t{}\tPID {}\tplugin {}\t{}\n", printable(c.process), c.pid, printable(c.plugin),
                            printable(c.reason));
+        for (const auto &s : c.sockets) out << fmt::format("\tsocket {}\t{}\n", printable(s.path), printable(s.reason));
+    }
     if (engines.empty()) out << "no container engines found\n";
     for (const auto &e : engines)
         out << fmt::format("{}\t{}\t{}\tPID {}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),
@@ -364,6 +375,38 @@ void print_event(std::ostream &out, const Event &event, bool json) {
                        event.engine ? printable(event.engine->api) : "",
                        event.engine && !event.engine->prefix.empty() ? " in " + printable(event.engine->prefix) : "")
         << std::endl;
+}
+
+void print_plugins_json(std::ostream &out, const std::vector<PluginStatus> &plugins) {
+    auto strings = [](const std::vector<std::string> &in) {
+        json::array a;
+        for (const auto &s : in) a.push_back(json::value(valid_utf8(s)));
+        return a;
+    };
+    json::array list;
+    for (const auto &p : plugins)
+        list.push_back(json::object{{"file", valid_utf8(p.file)},
+                                    {"name", valid_utf8(p.name)},
+                                    {"version", valid_utf8(p.version)},
+                                    {"description", valid_utf8(p.description)},
+                                    {"kinds", strings(p.kinds)},
+                                    {"claims", strings(p.claims)},
+                                    {"loaded", p.loaded},
+                                    {"builtin", p.builtin},
+                                    {"reason", valid_utf8(p.reason)}});
+    out << json::serialize(json::object{{"schema", json_schema}, {"plugins", std::move(list)}}) << '\n';
+}
+
+void print_sockets_json(std::ostream &out, const std::vector<ProcessSockets> &processes) {
+    json::array list;
+    for (const auto &p : processes) {
+        json::array sockets;
+        for (const auto &s : p.sockets)
+            sockets.push_back(
+                json::object{{"inode", s.inode}, {"path", valid_utf8(s.path)}, {"reachable", valid_utf8(s.reachable)}});
+        list.push_back(json::object{{"pid", p.pid}, {"name", valid_utf8(p.name)}, {"sockets", std::move(sockets)}});
+    }
+    out << json::serialize(json::object{{"schema", json_schema}, {"processes", std::move(list)}}) << '\n';
 }
 
 } // namespace turtlefinder::cli

@@ -46,5 +46,9 @@ void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engin
 void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json,
                    const std::vector<Candidate> &candidates = {});
 void print_event(std::ostream &out, const Event &event, bool json);
+// `plugins --json`: {"schema", "plugins": [PluginStatus as an object]}.
+void print_plugins_json(std::ostream &out, const std::vector<PluginStatus> &plugins);
+// `sockets --json`: {"schema", "processes": [{"pid", "name", "sockets": [{"inode", "path", "reachable"}]}]}.
+void print_sockets_json(std::ostream &out, const std::vector<ProcessSockets> &processes);
 
 } // namespace turtlefinder::cli

@@ -2,10 +2,12 @@
 #include <turtlefinder/clients/grpc/channel.hpp>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include <grpcpp/create_channel.h>
@@ -131,6 +133,39 @@ void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout, cons
             std::chrono::system_clock::now() + pause >= deadline)
             return status;
         std::this_thread::sleep_for(pause);
+    }
+}
+
+namespace {
+
+// 0 if a plain connect to `socket` succeeds (or its backlog is full: someone
+// listens), else the negative errno of the failure.
+int plain_connect(const std::string &socket) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket.size() >= sizeof addr.sun_path) return 0; // cannot tell: take it as listening
+    std::memcpy(addr.sun_path, socket.c_str(), socket.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int rc = ::connect(fd, reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
+    int err = rc == 0 ? 0 : errno;
+    ::close(fd);
+    return err == 0 || err == EAGAIN || err == EINPROGRESS ? 0 : -err;
+}
+
+} // namespace
+
+ProbeFailure probe_failure(const std::string &socket, const ::grpc::Status &status, const std::string &what) {
+    const std::string detail = status.error_message().empty() ? "" : " (" + status.error_message() + ")";
+    switch (status.error_code()) {
+    case ::grpc::StatusCode::DEADLINE_EXCEEDED: return {-ETIMEDOUT, what + ": no answer in time"};
+    case ::grpc::StatusCode::UNIMPLEMENTED: return {-EPROTO, "a gRPC server without " + what};
+    case ::grpc::StatusCode::UNAVAILABLE: {
+        int rc = plain_connect(socket);
+        if (rc == 0) return {-EPROTO, "accepts connections but does not answer gRPC" + detail};
+        return {rc, std::string("connect: ") + std::strerror(-rc)};
+    }
+    default: return {errno_of(status), what + detail};
     }
 }
 

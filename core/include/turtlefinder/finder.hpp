@@ -13,6 +13,17 @@
 
 namespace turtlefinder {
 
+// One listening socket of a Candidate and what it said when probed.
+struct CandidateSocket {
+    std::string path; // as reachable from here
+    // What went wrong: "timeout" (no answer in time), "refused" (nothing
+    // listens), "permission-denied", "not-this-protocol" (it answered, but not
+    // as this engine), "closed" (it hung up), "gone", "error" (anything
+    // else), or "unknown" (the plugin does not tell: built for ABI 1.0).
+    std::string error;
+    std::string reason; // the same for people: the error and what the plugin said
+};
+
 // A process a detector claimed whose sockets gave no engine (yet): it is
 // probed again after a growing delay, and listed here until it gives an
 // engine or is gone.
@@ -20,8 +31,8 @@ struct Candidate {
     int pid = 0;
     std::string process; // its name (comm)
     std::string plugin; // the detector that claimed it
-    std::vector<std::string> sockets; // the listening sockets tried, as reachable from here
-    std::string reason; // why no engine came of them
+    std::vector<CandidateSocket> sockets; // the listening sockets tried, each with its outcome
+    std::string reason; // why no engine came of them, in one line
 };
 
 struct PluginStatus {

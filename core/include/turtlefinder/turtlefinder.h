@@ -78,7 +78,7 @@ typedef struct tfc_options {
     const char *procfs_root; /* NULL: "/proc" */
     const char *config_file; /* NULL: none; else read like the CLI's --config */
     uint32_t online_wait_ms; /* 0: 2000 */
-    uint32_t workers; /* 0: 4 */
+    uint32_t workers; /* ignored: probes run side by side (kept for the v1.0 layout) */
 } tfc_options;
 
 typedef struct tfc_finder tfc_finder;

@@ -46,7 +46,7 @@ void deliver(const std::shared_ptr<Subscription> &sub, const tf::Event &event) {
     sub->idle.notify_all();
 }
 
-// The v1.0 options end with workers: anything shorter is not a tfc_options.
+// The v1.0 options end with workers (now ignored): anything shorter is not a tfc_options.
 constexpr std::size_t options_v1_size = offsetof(tfc_options, workers) + sizeof(tfc_options::workers);
 
 // Keeps the C log callback and its user pointer together.
@@ -105,7 +105,6 @@ int tfc_finder_new(const tfc_options *options, tfc_finder **out, tfc_error *err)
         if (o.no_default_plugin_dirs != 0) opts.default_plugin_dirs = false;
         if (o.procfs_root != nullptr) opts.procfs_root = o.procfs_root;
         if (o.online_wait_ms != 0) opts.online_wait = std::chrono::milliseconds(o.online_wait_ms);
-        if (o.workers != 0) opts.workers = o.workers;
         auto finder = std::make_unique<tfc_finder>();
         finder->finder.emplace(std::move(opts));
         *out = finder.release();

@@ -2,10 +2,42 @@
 #include "discovery/prober.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "log.hpp"
 
 namespace turtlefinder::discovery {
+
+namespace {
+
+// A plugin's message is for a log line, not a novel.
+constexpr std::size_t max_report = 512;
+
+// What a plugin told of one socket (a negative errno and its message), in
+// the words of CandidateSocket.
+void tell(CandidateSocket &socket, int outcome, std::string message) {
+    switch (-outcome) {
+    case ETIMEDOUT: socket.error = "timeout"; break;
+    case ECONNREFUSED: socket.error = "refused"; break;
+    case EACCES:
+    case EPERM: socket.error = "permission-denied"; break;
+    case EPROTO:
+    case EBADMSG:
+    case EPROTONOSUPPORT: socket.error = "not-this-protocol"; break;
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPIPE: socket.error = "closed"; break;
+    case ENOENT:
+    case ENOTSOCK: socket.error = "gone"; break;
+    default: socket.error = "error"; break;
+    }
+    if (message.size() > max_report) message.resize(max_report);
+    if (message.empty()) message = outcome < 0 ? std::strerror(-outcome) : "it gave an engine the host refused";
+    socket.reason = socket.error + ": " + message;
+}
+
+} // namespace
 
 Prober::Prober(const plugins::Registry &registry, const Options &options) : registry_(registry), options_(options) {}
 
@@ -67,17 +99,17 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
             if (due == fruitless_.end() || !due->second.due()) continue;
         }
         auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
-        auto candidate = std::make_shared<turtlefinder::Candidate>();
-        candidate->pid = pid;
-        candidate->process = p.name;
-        candidate->plugin = plugin->name();
-        for (const auto &s : sockets) candidate->sockets.push_back(s.socket.reachable);
-        pending_.push_back({key, plugin, retry, until, std::nullopt,
-                            std::async(std::launch::async,
-                                       [this, process = p, plugin, sockets = std::move(sockets), candidate] {
-                                           return probe(process, plugin, false, sockets, candidate.get());
-                                       }),
-                            candidate});
+        auto progress = std::make_shared<Progress>();
+        auto &candidate = progress->candidate;
+        candidate.pid = pid;
+        candidate.process = p.name;
+        candidate.plugin = plugin->name();
+        for (const auto &s : sockets) candidate.sockets.push_back({s.socket.reachable, "", ""});
+        pending_.push_back(
+            {key, plugin, retry, until, std::nullopt,
+             std::async(std::launch::async, [this, process = p, plugin, sockets = std::move(sockets),
+                                             progress] { return probe(process, plugin, false, sockets, progress); }),
+             progress});
     }
 
     for (auto &job : jobs) {
@@ -125,12 +157,17 @@ void Prober::collect(const std::function<void(FoundEngine)> &found) {
         if (p.retry) continue;
         log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
                     p.activation ? "activating a socket of" : "probing", p.process.pid, p.plugin->name());
-        if (!p.candidate) continue;
-        turtlefinder::Candidate c; // the probe thread may still write `reason`: copy the rest only
-        c.pid = p.candidate->pid;
-        c.process = p.candidate->process;
-        c.plugin = p.candidate->plugin;
-        c.sockets = p.candidate->sockets;
+        if (!p.progress) continue;
+        turtlefinder::Candidate c;
+        {
+            std::lock_guard progress_lock(p.progress->mu);
+            c = p.progress->candidate;
+        }
+        // The sockets it has not told of yet are still being tried.
+        for (auto &s : c.sockets)
+            if (s.error.empty())
+                tell(s, -ETIMEDOUT,
+                     fmt::format("no answer within {} ms (still being probed)", options_.probe_timeout.count()));
         c.reason = fmt::format("timeout: no answer within {} ms per socket", options_.probe_timeout.count());
         std::lock_guard lock(candidates_mu_);
         candidates_.try_emplace(p.process, std::move(c));
@@ -147,9 +184,10 @@ void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &f
     } else {
         schedule_retry(pending.process, !found_engines.empty());
         std::lock_guard lock(candidates_mu_);
-        if (found_engines.empty() && pending.candidate)
-            candidates_[pending.process] = *pending.candidate;
-        else
+        if (found_engines.empty() && pending.progress) {
+            std::lock_guard progress_lock(pending.progress->mu);
+            candidates_[pending.process] = pending.progress->candidate;
+        } else
             candidates_.erase(pending.process);
     }
     for (auto &f : found_engines) {
@@ -180,7 +218,8 @@ bool Prober::claim_api(const FoundEngine &found) {
 
 std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
                                        const std::shared_ptr<const plugins::Plugin> &plugin, bool activated,
-                                       const std::vector<Candidate> &sockets, turtlefinder::Candidate *candidate) {
+                                       const std::vector<Candidate> &sockets,
+                                       const std::shared_ptr<Progress> &progress) {
     ++probes_;
     plugins::ProbeInput input;
     input.pid = process.pid;
@@ -191,6 +230,16 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     input.timeout = options_.probe_timeout;
     if (auto it = options_.plugin_settings.find(plugin->name()); it != options_.plugin_settings.end())
         input.settings = it->second;
+    if (progress)
+        input.on_report = [&progress = *progress, &input](const std::string &path, int outcome,
+                                                          const std::string &message) {
+            auto given = std::find(input.api_paths.begin(), input.api_paths.end(), path);
+            if (given == input.api_paths.end()) return; // not one of the paths it was given
+            std::lock_guard lock(progress.mu);
+            auto &sockets = progress.candidate.sockets;
+            auto i = static_cast<std::size_t>(given - input.api_paths.begin());
+            if (i < sockets.size()) tell(sockets[i], outcome, message);
+        };
     auto outcome = activated ? plugin->probe_activated(input) : plugin->probe(input);
     std::vector<FoundEngine> found;
     for (auto &e : outcome.engines) {
@@ -207,13 +256,23 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     else if (found.empty())
         log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
                     process.pid, input.api_paths.size());
-    if (candidate != nullptr && found.empty()) {
+    if (progress && found.empty()) {
+        std::lock_guard lock(progress->mu);
+        auto &candidate = progress->candidate;
+        for (auto &s : candidate.sockets) {
+            if (!s.error.empty()) continue;
+            s.error = "unknown";
+            s.reason =
+                plugin->abi_minor() < 1
+                    ? fmt::format("unknown: plugin \"{}\" is built for ABI 1.0, which tells no reason", plugin->name())
+                    : fmt::format("unknown: plugin \"{}\" did not say", plugin->name());
+        }
         if (sockets.empty())
-            candidate->reason = "no listening unix socket";
+            candidate.reason = "no listening unix socket";
         else if (!outcome.result.ok())
-            candidate->reason = outcome.result.message;
+            candidate.reason = outcome.result.message;
         else
-            candidate->reason = "no socket answered as this engine (timeout, refused or not this protocol)";
+            candidate.reason = "no socket answered as this engine";
     }
     return found;
 }

@@ -85,6 +85,12 @@ public:
     std::uint64_t activator_socket_reads() const { return activator_socket_reads_; }
 
 private:
+    // What a detector probe has found out so far; its thread writes, a
+    // discovery that stops waiting reads.
+    struct Progress {
+        mutable std::mutex mu;
+        turtlefinder::Candidate candidate; // under mu
+    };
     struct Pending {
         procfs::ProcessKey process; // the process probed; for an activation, the activator
         std::shared_ptr<const plugins::Plugin> plugin;
@@ -92,13 +98,13 @@ private:
         std::chrono::steady_clock::time_point until; // a first try is waited for until then
         std::optional<ActivationJob> activation;
         std::future<std::vector<FoundEngine>> result;
-        std::shared_ptr<turtlefinder::Candidate> candidate; // filled by the probe (detector probes only)
+        std::shared_ptr<Progress> progress; // filled by the probe (detector probes only)
     };
 
     // Probes one process's sockets with the plugin claiming it (any thread).
     std::vector<FoundEngine> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
                                    bool activated, const std::vector<Candidate> &sockets,
-                                   turtlefinder::Candidate *candidate = nullptr);
+                                   const std::shared_ptr<Progress> &progress = nullptr);
     // Gives `engine` the handle of the socket it reports as its api (kept
     // open while it lives, and shown as the path the user knows).
     static void hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,

@@ -82,6 +82,17 @@ int engine_add(void *ctx, tf_engine *engine) {
     }
 }
 
+// tf_probe_request.report: hands what the plugin tells of a path to the
+// prober. Called by the plugin, so nothing may escape; a NULL path is not one
+// of the request's and is dropped.
+void probe_report(void *ctx, const char *api_path, int32_t outcome, const char *message) {
+    if (ctx == nullptr || api_path == nullptr) return;
+    try {
+        static_cast<const ProbeInput *>(ctx)->on_report(api_path, outcome > 0 ? 0 : outcome, str(message));
+    } catch (...) {
+    }
+}
+
 } // namespace
 
 struct Plugin::Capabilities {
@@ -218,6 +229,10 @@ ProbeOutcome Plugin::call_probe(bool activated, const ProbeInput &input) const {
     request.timeout_ms = static_cast<int32_t>(ms < 1 ? 1 : (ms > INT32_MAX ? INT32_MAX : ms));
     request.n_settings = static_cast<uint32_t>(settings.size());
     request.settings = settings.data();
+    if (input.on_report) {
+        request.report_ctx = const_cast<ProbeInput *>(&input);
+        request.report = &probe_report;
+    }
 
     ProbeContext ctx{shared_from_this(), &out.engines};
     tf_engine_sink sink{sizeof(tf_engine_sink), &ctx, &engine_add};

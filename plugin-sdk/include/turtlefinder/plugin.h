@@ -65,7 +65,7 @@ extern "C" {
 #endif
 
 #define TF_ABI_VERSION_MAJOR 1
-#define TF_ABI_VERSION_MINOR 0
+#define TF_ABI_VERSION_MINOR 1
 #define TF_ABI_VERSION_PATCH 0
 
 #if defined(_WIN32)
@@ -258,6 +258,19 @@ typedef struct tf_probe_request {
     /* Plugin settings from the host's configuration (e.g. "skip-namespaces"). */
     uint32_t n_settings;
     const tf_label *settings;
+    /* Since 1.1 (a 1.0 host's request ends before them: check TF_HAS_MEMBER,
+     * and `report` may be NULL). Tells the host what one candidate path
+     * turned out to be, so that it can say why a process gave no engine.
+     * `api_path` is one of api_paths as given; `outcome` is 0 for a path
+     * that gave an engine, else a negative errno as for errors: -ETIMEDOUT
+     * (no answer in time), -ECONNREFUSED (nothing listens), -EACCES
+     * (permission denied), -EPROTO (it answered, but not as this engine:
+     * another protocol, or another engine's API), ...; `message` (may be
+     * NULL) says more, for humans. The host copies both; a path reported
+     * again keeps the last report, one never reported is "not told".
+     * Optional for the plugin; only until probe returns. [any-thread] */
+    void *report_ctx;
+    void (*report)(void *report_ctx, const char *api_path, int32_t outcome, const char *message);
 } tf_probe_request;
 
 /* Probes `request` and hands every engine client found to `sink`.

@@ -92,6 +92,25 @@ private:
     const tf_host *host_ = nullptr;
 };
 
+// Tells the host what one candidate path of a probe turned out to be (ABI
+// 1.1, tf_probe_request.report): 0 for an engine, else a negative errno
+// (-ETIMEDOUT, -ECONNREFUSED, -EACCES, -EPROTO for "answered, but not as this
+// engine", ...) and a message. A no-op with a 1.0 host, and when
+// default-constructed. Valid until the probe returns.
+class ProbeReport {
+public:
+    ProbeReport() = default;
+    explicit ProbeReport(const tf_probe_request *request) noexcept
+        : request_(TF_HAS_MEMBER(request, tf_probe_request, report) ? request : nullptr) {}
+    void operator()(const std::string &api_path, int outcome, const std::string &message) const noexcept {
+        if (request_ != nullptr && request_->report != nullptr)
+            request_->report(request_->report_ctx, api_path.c_str(), outcome, message.c_str());
+    }
+
+private:
+    const tf_probe_request *request_ = nullptr;
+};
+
 struct ProbeRequest {
     int pid = 0;
     std::string process_name;
@@ -99,6 +118,9 @@ struct ProbeRequest {
     std::chrono::milliseconds timeout{1000};
     std::map<std::string, std::string> settings;
     Log log; // the plugin's log: hand it to the engine clients and libraries the probe uses
+    // Why each path gave no engine (or that it gave one): report every path
+    // tried, so the host can tell the user what each socket said.
+    ProbeReport report;
 };
 
 // What watch() reports to. Both return false when the host wants the watch
@@ -309,6 +331,7 @@ TF_SDK_PER_PLUGIN ProbeRequest to_request(const tf_probe_request *r) {
         if (r->api_paths[i] != nullptr) req.api_paths.emplace_back(r->api_paths[i]);
     if (r->timeout_ms > 0) req.timeout = std::chrono::milliseconds(r->timeout_ms);
     req.log = Log(host_slot());
+    req.report = ProbeReport(r);
     for (uint32_t i = 0; i < r->n_settings && r->settings != nullptr; ++i)
         if (r->settings[i].key != nullptr && r->settings[i].value != nullptr)
             req.settings[r->settings[i].key] = r->settings[i].value;
