@@ -62,7 +62,8 @@ struct Finder::Impl {
     std::atomic<std::thread::id> delivering{};
     std::vector<int> dropped; // under stream_mu
 
-    explicit Impl(Options o) : options(std::move(o)), prober(registry, options) {
+    explicit Impl(Options o)
+        : options(std::move(o)), registry(plugins::Registry::Loading::on_demand), prober(registry, options) {
         plugins::check_plugin_dirs(options.plugin_dirs); // a directory the caller names must be one
         auto dirs = options.plugin_dirs;
         if (options.default_plugin_dirs)
@@ -90,6 +91,7 @@ struct Finder::Impl {
         std::lock_guard serial(discovery_mu);
         ++discoveries;
         auto table = procfs::ProcessTable::scan(options.procfs_root);
+        load_needed_plugins(table);
         prune(table);
         // Probes and activations run side by side, each bounded by its own
         // probe timeout (one that hangs is collected by a later discovery);
@@ -104,6 +106,17 @@ struct Finder::Impl {
         tell_placement();
         for (auto &w : fresh) announce(*w);
         return result;
+    }
+
+    // Loads the plugins known from their metadata that a process in `table`
+    // needs: a host never maps a plugin (and its libraries) it has no use for.
+    void load_needed_plugins(const procfs::ProcessTable &table) {
+        if (!registry.has_deferred()) return;
+        auto wanted = registry.wanted_process_names();
+        std::set<std::string, std::less<>> running;
+        for (const auto &[pid, p] : table.processes())
+            if (wanted.contains(p.name)) running.insert(p.name);
+        if (!running.empty()) registry.load_for(running);
     }
 
     // Drops the engines whose process is gone or whose watch ended.
@@ -394,7 +407,7 @@ std::size_t Finder::engine_count() {
 
 std::vector<turtlefinder::Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
 
-std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
+std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses_snapshot(); }
 
 Stats Finder::stats() const {
     Stats s;
