@@ -4,6 +4,7 @@
 #include "finder_impl.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "hierarchy/hierarchy.hpp"
 #include "log.hpp"
@@ -13,7 +14,8 @@ namespace turtlefinder {
 
 const char *version() { return TF_VERSION; }
 
-Finder::Impl::Impl(Options o) : options(std::move(o)), prober(registry, options) {
+Finder::Impl::Impl(Options o)
+    : options(std::move(o)), registry(plugins::Registry::Loading::on_demand), prober(registry, options) {
     plugins::check_plugin_dirs(options.plugin_dirs); // a directory the caller names must be one
     auto dirs = options.plugin_dirs;
     if (options.default_plugin_dirs)
@@ -39,6 +41,7 @@ std::vector<Container> Finder::Impl::containers() {
     std::lock_guard serial(discovery_mu);
     ++discoveries;
     auto table = procfs::ProcessTable::scan(options.procfs_root);
+    load_needed_plugins(table);
     prune(table);
     // Probes and activations run side by side, each bounded by its own
     // probe timeout (one that hangs is collected by a later discovery);
@@ -53,6 +56,15 @@ std::vector<Container> Finder::Impl::containers() {
     tell_placement();
     for (auto &w : fresh) announce(*w);
     return result;
+}
+
+void Finder::Impl::load_needed_plugins(const procfs::ProcessTable &table) {
+    if (!registry.has_deferred()) return;
+    auto wanted = registry.wanted_process_names();
+    std::set<std::string, std::less<>> running;
+    for (const auto &[pid, p] : table.processes())
+        if (wanted.contains(p.name)) running.insert(p.name);
+    if (!running.empty()) registry.load_for(running);
 }
 
 void Finder::Impl::prune(const procfs::ProcessTable &table) {
@@ -177,7 +189,7 @@ std::size_t Finder::engine_count() {
 
 std::vector<turtlefinder::Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
 
-std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
+std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses_snapshot(); }
 
 Stats Finder::stats() const {
     Stats s;

@@ -59,6 +59,10 @@ struct Finder::Impl {
     // watch → query → stack.
     std::vector<Container> containers();
 
+    // Loads the plugins known from their metadata that a process in `table`
+    // needs: a host never maps a plugin (and its libraries) it has no use for.
+    void load_needed_plugins(const procfs::ProcessTable &table);
+
     // Drops the engines whose process is gone or whose watch ended.
     void prune(const procfs::ProcessTable &table);
 

@@ -328,10 +328,13 @@ TEST(Loader, BrokenPluginsRefusedOthersLoad) {
         std::string file;
         std::string reason;
     };
+    const std::string minor = std::to_string(TF_ABI_VERSION_MINOR);
     std::vector<Case> cases{
         {TF_BROKEN_NO_ENTRY, "broken-no-entry.so", "no tf_plugin_entry symbol"},
-        {TF_BROKEN_ABI_MAJOR, "broken-abi-major.so", "ABI major version differs: plugin 2.1, host 1.1"},
-        {TF_BROKEN_ABI_MINOR, "broken-abi-minor.so", "ABI minor version too new: plugin 1.2, host 1.1"},
+        {TF_BROKEN_ABI_MAJOR, "broken-abi-major.so",
+         "ABI major version differs: plugin 2." + minor + ", host 1." + minor},
+        {TF_BROKEN_ABI_MINOR, "broken-abi-minor.so",
+         "ABI minor version too new: plugin 1." + std::to_string(TF_ABI_VERSION_MINOR + 1) + ", host 1." + minor},
         {TF_BROKEN_INIT_FAILS, "broken-init-fails.so",
          "init failed: -13 (Permission denied): fixture refuses to start"},
         {TF_BROKEN_DUPLICATE, "zz-duplicate.so", "name \"fixture-c\" already taken by \"" + (dir / "good-c.so") + "\""},

@@ -455,7 +455,10 @@ TEST_F(Faults, ThousandFinderLifecyclesLeakNothing) {
                 for (const auto &e : finder.engines())
                     std::cout << "[ info ] engine " << e->type << " " << e->api << " (PID " << e->pid << ")\n";
                 for (const auto &p : finder.plugins())
-                    std::cout << "[ info ] plugin " << p.file << (p.loaded ? " loaded" : " refused: " + p.reason)
+                    std::cout << "[ info ] plugin " << p.file
+                              << (p.loaded     ? " loaded"
+                                  : p.deferred ? " not loaded yet"
+                                               : " refused: " + p.reason)
                               << "\n";
                 std::cout << "[ info ] " << finder.stats().probes << " probes, " << all.size() << " containers\n";
                 break;

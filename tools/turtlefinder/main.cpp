@@ -36,7 +36,8 @@ Commands:
   (none)        one discovery, printed as a tree of engines and containers
   engines       the engines only
   sockets       every process holding listening unix sockets, with their paths
-  plugins       loaded plugins, what they claim, and refused ones with the reason
+  plugins       plugins (loaded, or known and not loaded yet), what they claim,
+                and refused ones with the reason
 
 Options:
   --json               machine-readable output (schema "turtlefinder/v1")
@@ -147,12 +148,13 @@ int run_plugins(const tf::Finder &finder, bool json) {
     }
     if (statuses.empty()) std::cout << "no plugins found (a build tree's are found when run through `meson devenv`)\n";
     for (const auto &s : statuses) {
-        if (s.loaded) {
+        if (s.loaded || s.deferred) {
             std::string kinds, claims;
             for (const auto &k : s.kinds) kinds += (kinds.empty() ? "" : ",") + k;
             for (const auto &c : s.claims) claims += (claims.empty() ? "" : " ") + c;
-            std::cout << fmt::format("{} {}  [{}]  claims: {}\n    {}\n    {}\n", s.name, s.version, kinds, claims,
-                                     s.description, s.file);
+            std::cout << fmt::format("{} {}  [{}]  claims: {}{}\n    {}\n    {}\n", s.name, s.version, kinds, claims,
+                                     s.deferred ? "  (not loaded: none of its processes runs)" : "", s.description,
+                                     s.file);
         } else {
             std::cout << fmt::format("REFUSED {}\n    {}\n", s.file, s.reason);
         }

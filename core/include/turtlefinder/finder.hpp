@@ -43,6 +43,9 @@ struct PluginStatus {
     std::vector<std::string> kinds; // "engine-detector", "socket-activator", "activated-engine"
     std::vector<std::string> claims; // process names and socket suffixes
     bool loaded = false;
+    // Known from the metadata in its file, not loaded yet: it is once a
+    // process it claims runs (then `loaded`); kinds and claims are the metadata's.
+    bool deferred = false;
     bool builtin = false; // linked into the host (Options::builtin_plugins); file is "<builtin:NAME>"
     std::string reason; // why it was refused
 };
@@ -70,7 +73,7 @@ public:
     // containers point at, with their state as of that discovery.
     std::vector<std::shared_ptr<const Engine>> engines();
     std::size_t engine_count();
-    // Loaded and refused plugins.
+    // Every plugin: loaded, known and not loaded yet (`deferred`), or refused.
     std::vector<PluginStatus> plugins() const;
     Stats stats() const;
     // Processes a detector claimed whose sockets gave no engine, as of the

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <turtlefinder/plugin.h>
 
 #include "log.hpp"
@@ -197,6 +198,29 @@ std::vector<std::string> Plugin::claimed_process_names() const {
     out.insert(out.end(), activator_names_.begin(), activator_names_.end());
     out.insert(out.end(), service_names_.begin(), service_names_.end());
     return out;
+}
+
+std::string Plugin::differs_from(const PluginInfo &info) const {
+    if (info.name != name_) return fmt::format("its metadata names it \"{}\", its entry \"{}\"", info.name, name_);
+    auto same = [](std::vector<std::string> a, std::vector<std::string> b) {
+        std::sort(a.begin(), a.end());
+        a.erase(std::unique(a.begin(), a.end()), a.end());
+        std::sort(b.begin(), b.end());
+        b.erase(std::unique(b.begin(), b.end()), b.end());
+        return a == b;
+    };
+    const struct {
+        const char *role;
+        const std::vector<std::string> &said, &offered;
+    } roles[] = {{"detector process names", info.process_names, process_names_},
+                 {"activator process names", info.activator_names, activator_names_},
+                 {"activated-engine socket suffixes", info.socket_suffixes, socket_suffixes_},
+                 {"activated-engine service names", info.service_names, service_names_}};
+    for (const auto &r : roles)
+        if (!same(r.said, r.offered))
+            return fmt::format("its metadata claims {} [{}], its entry [{}]", r.role, fmt::join(r.said, " "),
+                               fmt::join(r.offered, " "));
+    return {};
 }
 
 ProbeOutcome Plugin::probe(const ProbeInput &input) const { return call_probe(false, input); }

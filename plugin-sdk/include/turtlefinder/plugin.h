@@ -342,6 +342,45 @@ typedef struct tf_plugin_descriptor {
  *   TF_EXPORT const tf_plugin_descriptor tf_plugin_entry = { ... };          */
 TF_EXPORT extern const tf_plugin_descriptor tf_plugin_entry;
 
+/* ---- metadata in the file (since 1.1) ----------------------------------- */
+
+/* What a plugin is, readable from its file without loading it, in the spirit
+ * of kernel modules' .modinfo: the host learns a plugin's name and claims from
+ * this ELF section and dlopens the plugin only once a process it claims runs
+ * (an activated engine: once a socket activator runs). The section holds
+ * NUL-terminated "key=value" entries, in any order:
+ *   abi=MAJOR.MINOR           required, once
+ *   name=NAME                 required, once: the descriptor's name
+ *   version=V, description=D  optional, once each, for listings
+ *   detector=COMM             each tf_engine_detector.process_names entry
+ *   activator=COMM            each tf_socket_activator.process_names entry
+ *   activated-socket=SUFFIX   each tf_activated_engine.socket_suffixes entry
+ *   activated-service=COMM    each tf_activated_engine.service_names entry
+ * Empty entries (padding) are skipped; the host ignores keys it does not know.
+ * A section larger than TF_PLUGIN_INFO_MAX, not NUL-terminated, or with a
+ * malformed entry gets the plugin refused without loading it; so does a
+ * descriptor that, once loaded, claims other than its section. A plugin
+ * without the section is loaded at start, as by a 1.0 host.
+ * TF_PLUGIN (plugin.hpp) writes the section; a C plugin writes one
+ * TF_PLUGIN_INFO line per entry, e.g.
+ *   TF_PLUGIN_INFO_ABI;
+ *   TF_PLUGIN_INFO("name=my-engine");
+ *   TF_PLUGIN_INFO("detector=myengined");                                   */
+#define TF_PLUGIN_INFO_SECTION ".tf_plugin_info"
+#define TF_PLUGIN_INFO_MAX 4096
+
+#define TF_STRINGIFY_(x) #x
+#define TF_STRINGIFY(x) TF_STRINGIFY_(x)
+#define TF_ABI_VERSION_STRING TF_STRINGIFY(TF_ABI_VERSION_MAJOR) "." TF_STRINGIFY(TF_ABI_VERSION_MINOR)
+
+#define TF_PLUGIN_INFO_CAT_(a, b) a##b
+#define TF_PLUGIN_INFO_CAT(a, b) TF_PLUGIN_INFO_CAT_(a, b)
+/* One entry; at most one per source line. */
+#define TF_PLUGIN_INFO(entry)                                                            \
+    __attribute__((section(TF_PLUGIN_INFO_SECTION), used, aligned(1))) static const char \
+        TF_PLUGIN_INFO_CAT(tf_plugin_info_, __LINE__)[] = entry
+#define TF_PLUGIN_INFO_ABI TF_PLUGIN_INFO("abi=" TF_ABI_VERSION_STRING)
+
 #ifdef __cplusplus
 }
 #endif

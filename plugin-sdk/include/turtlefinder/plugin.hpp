@@ -434,6 +434,59 @@ struct Extensions {
     }
 };
 
+// The metadata section (plugin.h, since 1.1), built at compile time from
+// the same members the descriptor's extensions are: out == nullptr counts.
+class InfoWriter {
+public:
+    constexpr explicit InfoWriter(char *out) : out_(out) {}
+    constexpr void entry(const char *key, const char *value) {
+        if (value == nullptr) return;
+        put(key);
+        put("=");
+        put(value);
+        put_char('\0');
+    }
+    template <typename Names>
+    constexpr void entries(const char *key, const Names &names) {
+        for (const char *n : names) entry(key, n);
+    }
+    constexpr std::size_t size() const { return n_; }
+
+private:
+    constexpr void put(const char *s) {
+        for (; *s != '\0'; ++s) put_char(*s);
+    }
+    constexpr void put_char(char c) {
+        if (out_ != nullptr) out_[n_] = c;
+        ++n_;
+    }
+    char *out_;
+    std::size_t n_ = 0;
+};
+
+template <typename P>
+constexpr std::size_t write_info(char *out) {
+    InfoWriter w(out);
+    w.entry("abi", TF_ABI_VERSION_STRING);
+    w.entry("name", P::name);
+    w.entry("version", P::version);
+    w.entry("description", P::description);
+    if constexpr (Detector<P>) w.entries("detector", P::process_names);
+    if constexpr (Activator<P>) w.entries("activator", P::activator_names);
+    if constexpr (ActivatedEngine<P>) {
+        w.entries("activated-socket", P::socket_suffixes);
+        w.entries("activated-service", P::service_names);
+    }
+    return w.size();
+}
+
+template <typename P>
+constexpr std::array<char, write_info<P>(nullptr)> plugin_info() {
+    std::array<char, write_info<P>(nullptr)> info{};
+    write_info<P>(info.data());
+    return info;
+}
+
 } // namespace detail
 } // namespace turtlefinder::sdk
 
@@ -441,11 +494,18 @@ struct Extensions {
 // others (Options::builtin_plugins) is compiled with its own, e.g.
 // -DTF_PLUGIN_ENTRY_NAME=tf_plugin_entry_moby, which the host declares as
 // extern "C" const tf_plugin_descriptor tf_plugin_entry_moby;
+// A built-in plugin has no file of its own to carry metadata: only a plugin
+// built as its own shared object writes the section.
 #ifndef TF_PLUGIN_ENTRY_NAME
 #define TF_PLUGIN_ENTRY_NAME tf_plugin_entry
+#define TF_PLUGIN_INFO_FOR(P)                                                                           \
+    [[gnu::used, gnu::section(TF_PLUGIN_INFO_SECTION)]] static constexpr auto tf_plugin_info_section_ = \
+        ::turtlefinder::sdk::detail::plugin_info<P>();
+#else
+#define TF_PLUGIN_INFO_FOR(P)
 #endif
 
-// Emits TF_PLUGIN_ENTRY_NAME for class P. Use once per shared object, at namespace scope.
+// Emits TF_PLUGIN_ENTRY_NAME for class P, and its metadata section (since 1.1). Use once per shared object, at namespace scope.
 #define TF_PLUGIN(P)                                                                                       \
     static_assert(::turtlefinder::sdk::detail::Detector<P> || ::turtlefinder::sdk::detail::Activator<P> || \
                       ::turtlefinder::sdk::detail::ActivatedEngine<P>,                                     \
@@ -460,4 +520,5 @@ struct Extensions {
         &::turtlefinder::sdk::detail::Extensions<P>::init,                                                 \
         &::turtlefinder::sdk::detail::Extensions<P>::deinit,                                               \
         &::turtlefinder::sdk::detail::Extensions<P>::get,                                                  \
-    };
+    };                                                                                                     \
+    TF_PLUGIN_INFO_FOR(P)
