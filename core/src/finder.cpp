@@ -37,8 +37,9 @@ Finder::Impl::~Impl() {
     for (auto &w : all) w->watcher.reset();
 }
 
-std::vector<Container> Finder::Impl::containers() {
-    std::lock_guard serial(discovery_mu);
+std::vector<Container> Finder::Impl::containers(const Bound &bound) {
+    if (!discovery_mu.lock(bound)) return known_containers();
+    std::unique_lock serial(discovery_mu, std::adopt_lock);
     ++discoveries;
     auto table = procfs::ProcessTable::scan(options.procfs_root);
     load_needed_plugins(table);
@@ -46,11 +47,11 @@ std::vector<Container> Finder::Impl::containers() {
     // Probes and activations run side by side, each bounded by its own
     // probe timeout (one that hangs is collected by a later discovery);
     // then, within online_wait, the new engines' first syncs, which run
-    // side by side too.
-    prober.start(table, watched_apis());
+    // side by side too. A stopped caller starts none and waits for none.
+    if (!bound.reached()) prober.start(table, watched_apis());
     std::vector<std::shared_ptr<Watched>> fresh;
-    prober.collect([&](discovery::FoundEngine found) { fresh.push_back(start_watch(std::move(found))); });
-    wait_online(fresh, std::chrono::steady_clock::now() + options.online_wait);
+    prober.collect([&](discovery::FoundEngine found) { fresh.push_back(start_watch(std::move(found))); }, bound);
+    wait_online(fresh, std::chrono::steady_clock::now() + options.online_wait, bound);
     publish(fresh);
     auto result = query(table);
     tell_placement();
@@ -65,6 +66,18 @@ void Finder::Impl::load_needed_plugins(const procfs::ProcessTable &table) {
     for (const auto &[pid, p] : table.processes())
         if (wanted.contains(p.name)) running.insert(p.name);
     if (!running.empty()) registry.load_for(running);
+}
+
+std::vector<Container> Finder::Impl::known_containers() {
+    std::vector<std::shared_ptr<Watched>> engines;
+    {
+        std::shared_lock lock(mu);
+        engines = watched;
+    }
+    std::vector<Container> out;
+    for (auto &w : engines)
+        for (const auto &raw : *w->watcher->snapshot()) out.push_back(container_of(*w, *raw));
+    return out;
 }
 
 void Finder::Impl::prune(const procfs::ProcessTable &table) {
@@ -131,10 +144,11 @@ auto Finder::Impl::start_watch(discovery::FoundEngine found) -> std::shared_ptr<
 }
 
 void Finder::Impl::wait_online(const std::vector<std::shared_ptr<Watched>> &fresh,
-                               std::chrono::steady_clock::time_point deadline) {
+                               std::chrono::steady_clock::time_point deadline, const Bound &bound) {
+    deadline = std::min(deadline, bound.deadline);
     for (auto &w : fresh) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (!w->watcher->wait_ready(std::max(left, std::chrono::milliseconds(0))))
+        if (!w->watcher->wait_ready(std::max(left, std::chrono::milliseconds(0)), bound.stop))
             log().debug("{} engine \"{}\" not synced within online wait", w->engine->type, w->engine->api);
     }
 }
@@ -175,7 +189,11 @@ bool Finder::Impl::alive(const procfs::ProcessKey &key) const {
 Finder::Finder(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 Finder::~Finder() = default;
 
-std::vector<Container> Finder::containers() { return impl_->containers(); }
+std::vector<Container> Finder::containers() { return impl_->containers({}); }
+
+std::vector<Container> Finder::containers(std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
+    return impl_->containers({std::move(stop), deadline});
+}
 
 std::vector<std::shared_ptr<const Engine>> Finder::engines() {
     std::shared_lock lock(impl_->mu);

@@ -95,7 +95,7 @@ Container Finder::Impl::container_of(Watched &w, const plugins::ReportedContaine
 }
 
 int Finder::Impl::subscribe(Callback callback, bool with_state) {
-    std::unique_lock<std::mutex> serial;
+    std::unique_lock<BoundedMutex> serial;
     if (with_state) serial = std::unique_lock(discovery_mu); // no discovery moves engines meanwhile
     auto held = stream.hold();
     if (with_state) {

@@ -12,6 +12,7 @@
 #include <shared_mutex>
 #include <vector>
 
+#include "bound.hpp"
 #include "discovery/prober.hpp"
 #include "events/stream.hpp"
 #include "plugins/engine_handle.hpp"
@@ -37,7 +38,7 @@ struct Finder::Impl {
     Options options;
     plugins::Registry registry;
 
-    std::mutex discovery_mu; // one discovery (scan, prune, probe, watch, query) at a time
+    BoundedMutex discovery_mu; // one discovery (scan, prune, probe, watch, query) at a time
     mutable std::shared_mutex mu; // guards `watched`
     std::vector<std::shared_ptr<Watched>> watched;
     // The engines as the last query placed them: the ones its containers point at.
@@ -56,8 +57,12 @@ struct Finder::Impl {
     ~Impl();
 
     // One discovery, read top to bottom: scan → prune → probe/activate →
-    // watch → query → stack.
-    std::vector<Container> containers();
+    // watch → query → stack; each wait ends at `bound` too.
+    std::vector<Container> containers(const Bound &bound);
+
+    // The watched engines' containers as their views hold them now, without
+    // a discovery (for a caller stopped while another discovery runs).
+    std::vector<Container> known_containers();
 
     // Loads the plugins known from their metadata that a process in `table`
     // needs: a host never maps a plugin (and its libraries) it has no use for.
@@ -73,8 +78,8 @@ struct Finder::Impl {
     std::shared_ptr<Watched> start_watch(discovery::FoundEngine found);
 
     // Waits, within this discovery's online wait, for each new engine's first sync.
-    void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh,
-                     std::chrono::steady_clock::time_point deadline);
+    void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh, std::chrono::steady_clock::time_point deadline,
+                     const Bound &bound);
 
     // Adds the new engines to the watched ones (announced once placed).
     void publish(const std::vector<std::shared_ptr<Watched>> &fresh);

@@ -31,7 +31,7 @@ make -s -C "$src/examples/c" OUT="$stage/list-c" CFLAGS=-Werror LDFLAGS="-Wl,-rp
   CGO_LDFLAGS="-Wl,-rpath,$lib" go build -o "$stage/list-go" .) \
   || fail "examples/go does not build against the install"
 
-# Every engine's containers, as "API PID PREFIX NAME PID" lines of ours.
+# Every engine's containers, as "API PID PREFIX NAME PID STATE VIEW" lines of ours.
 "$staged/$bindir/turtlefinder" --json >"$stage/cli.json" || fail "turtlefinder --json failed"
 python3 - "$stage/cli.json" >"$stage/want" <<'PY'
 import json, sys
@@ -39,7 +39,8 @@ doc = json.load(open(sys.argv[1]))
 engines = doc["engines"]
 for c in doc["containers"]:
     e = engines[c["engine"]]
-    print(f'{e["api"]}\t{e["pid"]}\t{e["prefix"] or "-"}\t{c["name"]}\t{c["pid"]}')
+    view = "stale" if c["stale"] else "-"
+    print(f'{e["api"]}\t{e["pid"]}\t{e["prefix"] or "-"}\t{c["name"]}\t{c["pid"]}\t{e["state"]}\t{view}')
 PY
 ends_in() { # file, socket: the lines of the engine at socket
   awk -F'\t' -v s="$2" 'substr($1, length($1) - length(s) + 1) == s' "$1"

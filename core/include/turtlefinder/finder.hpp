@@ -2,9 +2,11 @@
 // The public entry point for host applications.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stop_token>
 #include <vector>
 
 #include <turtlefinder/export.hpp>
@@ -61,7 +63,11 @@ struct Stats {
 class TF_PUBLIC Finder {
 public:
     explicit Finder(Options options = {});
-    ~Finder(); // stops every watcher and joins every thread
+    // Stops every watcher and joins every thread of its own. Waits for no
+    // probe: one still running (a socket that does not answer) ends by its
+    // own probe_timeout on a detached thread that holds its plugin loaded
+    // and touches nothing of the Finder; what it finds is destroyed.
+    ~Finder();
     Finder(const Finder &) = delete;
     Finder &operator=(const Finder &) = delete;
 
@@ -69,6 +75,17 @@ public:
     // their first sync), and returns every alive container of every engine.
     // Safe to call from several threads at once.
     std::vector<Container> containers();
+    // The same, cut short once `stop` is requested or `deadline` passes,
+    // whichever comes first: it returns promptly with what it has — the
+    // containers of the engines watched already, new engines with what their
+    // first sync listed so far — and starts no probe once stopped. Probes
+    // still running are not waited for: each ends by its own probe_timeout
+    // and what it finds is collected by a later discovery. A call waiting for
+    // another thread's discovery gives up at the stop too, and answers with
+    // the last discovery's containers.
+    std::vector<Container>
+    containers(std::stop_token stop,
+               std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
     // The engines as the last discovery placed them: the very objects its
     // containers point at, with their state as of that discovery.
     std::vector<std::shared_ptr<const Engine>> engines();

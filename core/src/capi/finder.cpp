@@ -135,6 +135,42 @@ int tfc_finder_snapshot(tfc_finder *finder, tfc_snapshot **out, tfc_error *err) 
     });
 }
 
+int tfc_cancel_new(tfc_cancel **out, tfc_error *err) {
+    if (out == nullptr) return fail(err, -EINVAL, "tfc_cancel_new: NULL out");
+    *out = nullptr;
+    return guarded(err, "tfc_cancel_new", [&] {
+        *out = new tfc_cancel;
+        return 0;
+    });
+}
+
+void tfc_cancel_request(tfc_cancel *cancel) {
+    if (cancel != nullptr) cancel->source.request_stop();
+}
+
+int tfc_cancel_requested(const tfc_cancel *cancel) {
+    return cancel != nullptr && cancel->source.stop_requested() ? 1 : 0;
+}
+
+void tfc_cancel_free(tfc_cancel *cancel) { delete cancel; }
+
+int tfc_finder_snapshot_bounded(tfc_finder *finder, tfc_cancel *cancel, uint32_t timeout_ms, tfc_snapshot **out,
+                                tfc_error *err) {
+    if (out == nullptr) return fail(err, -EINVAL, "tfc_finder_snapshot_bounded: NULL out");
+    *out = nullptr;
+    if (finder == nullptr) return fail(err, -EINVAL, "tfc_finder_snapshot_bounded: NULL finder");
+    return guarded(err, "tfc_finder_snapshot_bounded", [&] {
+        using Clock = std::chrono::steady_clock;
+        const auto deadline =
+            timeout_ms == 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
+        std::stop_token stop = cancel != nullptr ? cancel->source.get_token() : std::stop_token();
+        auto containers = finder->finder->containers(stop, deadline);
+        const bool cut_short = stop.stop_requested() || Clock::now() >= deadline;
+        *out = make_snapshot(std::move(containers), finder->finder->engines()).release();
+        return cut_short ? 1 : 0;
+    });
+}
+
 int tfc_subscribe(tfc_finder *finder, tfc_event_fn callback, void *user, tfc_error *err) {
     if (finder == nullptr) return fail(err, -EINVAL, "tfc_subscribe: NULL finder");
     if (callback == nullptr) return fail(err, -EINVAL, "tfc_subscribe: NULL callback");

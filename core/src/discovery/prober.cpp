@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "log.hpp"
 
@@ -42,7 +43,37 @@ void tell(CandidateSocket &socket, int outcome, std::string message) {
 Prober::Prober(const plugins::Registry &registry, const Options &options) : registry_(registry), options_(options) {}
 
 Prober::~Prober() {
-    for (auto &p : pending_) p.result.wait();
+    // What ended already is destroyed with pending_, after this lock.
+    std::lock_guard lock(board_->mu);
+    for (auto &p : pending_) p.run->abandoned = true;
+}
+
+Prober::ProbeSettings Prober::settings_for(const plugins::Plugin &plugin) const {
+    ProbeSettings s{options_.probe_timeout, {}};
+    if (auto it = options_.plugin_settings.find(plugin.name()); it != options_.plugin_settings.end())
+        s.settings = it->second;
+    return s;
+}
+
+void Prober::launch(const std::shared_ptr<Run> &run, std::function<std::vector<FoundEngine>()> work) {
+    std::thread([board = board_, run, work = std::move(work)]() mutable {
+        std::vector<FoundEngine> found;
+        try {
+            found = work();
+        } catch (const std::exception &e) {
+            log().warn("probe failed: {}", e.what());
+        } catch (...) {
+            log().warn("probe failed");
+        }
+        work = nullptr; // its plugin and sockets: what it found holds its own
+        {
+            std::lock_guard lock(board->mu);
+            run->done = true;
+            if (!run->abandoned) run->found = std::move(found);
+        }
+        board->ended.notify_all();
+        // Abandoned: `found` is destroyed here, each engine holding its plugin.
+    }).detach();
 }
 
 void Prober::prune(const procfs::ProcessTable &table) {
@@ -105,11 +136,11 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
         candidate.process = p.name;
         candidate.plugin = plugin->name();
         for (const auto &s : sockets) candidate.sockets.push_back({s.socket.reachable, "", ""});
-        pending_.push_back(
-            {key, plugin, retry, until, std::nullopt,
-             std::async(std::launch::async, [this, process = p, plugin, sockets = std::move(sockets),
-                                             progress] { return probe(process, plugin, false, sockets, progress); }),
-             progress});
+        auto run = std::make_shared<Run>();
+        launch(run, [board = board_.get(), settings = settings_for(*plugin), process = p, plugin,
+                     sockets = std::move(sockets),
+                     progress] { return probe(*board, settings, process, plugin, false, sockets, progress); });
+        pending_.push_back({key, plugin, retry, until, std::nullopt, std::move(run), std::move(progress)});
     }
 
     for (auto &job : jobs) {
@@ -119,17 +150,21 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
         auto until = now + options_.probe_timeout * 4;
         auto plugin = job.plugin;
         bool retry = job.retry;
-        auto run = [this, job, root = table.root()] { return activate(job, root); };
-        pending_.push_back({key, std::move(plugin), retry, until, std::move(job), std::async(std::launch::async, run)});
+        auto run = std::make_shared<Run>();
+        launch(run, [board = board_.get(), settings = settings_for(*plugin), job, root = table.root()] {
+            return activate(*board, settings, job, root);
+        });
+        pending_.push_back({key, std::move(plugin), retry, until, std::move(job), std::move(run), nullptr});
     }
 }
 
-std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::string &procfs_root) {
+std::vector<FoundEngine> Prober::activate(Board &board, const ProbeSettings &settings, const ActivationJob &job,
+                                          const std::string &procfs_root) {
     std::vector<FoundEngine> found;
-    auto service = run_activation(procfs_root, job, options_.probe_timeout);
+    auto service = run_activation(procfs_root, job, settings.timeout);
     if (!service) return found;
-    ++activations_;
-    for (auto &f : probe(service->service, service->plugin, true, {service->socket})) {
+    ++board.activations;
+    for (auto &f : probe(board, settings, service->service, service->plugin, true, {service->socket})) {
         f.api_inode = service->socket.socket.inode;
         f.api_handle = service->socket.handle;
         f.pidns_pid = service->activator_pid;
@@ -139,25 +174,40 @@ std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::s
     return found;
 }
 
-void Prober::collect(const std::function<void(FoundEngine)> &found) {
+void Prober::collect(const std::function<void(FoundEngine)> &found, const Bound &bound) {
+    auto ended = [&] {
+        return std::any_of(pending_.begin(), pending_.end(), [](const Pending &p) { return p.run->done; });
+    };
     while (true) {
-        std::erase_if(pending_, [&](Pending &p) {
-            if (p.result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
-            harvest(p, found);
-            return true;
-        });
+        std::vector<Pending> done;
+        {
+            std::lock_guard lock(board_->mu);
+            for (auto it = pending_.begin(); it != pending_.end();) {
+                if (!it->run->done) {
+                    ++it;
+                    continue;
+                }
+                done.push_back(std::move(*it));
+                it = pending_.erase(it);
+            }
+        }
+        for (auto &p : done) harvest(p, found);
+        if (bound.reached()) break; // what still runs is collected later
         // Waited for: first tries within their bound.
         const auto now = std::chrono::steady_clock::now();
-        auto waited =
-            std::find_if(pending_.begin(), pending_.end(), [&](const Pending &p) { return !p.retry && now < p.until; });
-        if (waited == pending_.end()) break;
-        waited->result.wait_until(std::min(waited->until, now + std::chrono::milliseconds(10)));
+        auto until = std::chrono::steady_clock::time_point::max();
+        for (const auto &p : pending_)
+            if (!p.retry && now < p.until) until = std::min(until, p.until);
+        if (until == std::chrono::steady_clock::time_point::max()) break;
+        std::unique_lock lock(board_->mu);
+        bound.wait(board_->ended, lock, until, ended);
     }
+    const auto now = std::chrono::steady_clock::now();
     for (const auto &p : pending_) {
         if (p.retry) continue;
         log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
                     p.activation ? "activating a socket of" : "probing", p.process.pid, p.plugin->name());
-        if (!p.progress) continue;
+        if (!p.progress || now < p.until) continue; // stopped before its bound: no verdict yet
         turtlefinder::Candidate c;
         {
             std::lock_guard progress_lock(p.progress->mu);
@@ -175,7 +225,7 @@ void Prober::collect(const std::function<void(FoundEngine)> &found) {
 }
 
 void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &found) {
-    auto found_engines = pending.result.get();
+    auto found_engines = std::move(pending.run->found); // done: the thread no longer touches it
     if (pending.activation) {
         activation_.finished(*pending.activation, !found_engines.empty());
         // A service that also runs on its own terms (claimed by a detector)
@@ -216,20 +266,19 @@ bool Prober::claim_api(const FoundEngine &found) {
     return false;
 }
 
-std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
+std::vector<FoundEngine> Prober::probe(Board &board, const ProbeSettings &settings, const procfs::Process &process,
                                        const std::shared_ptr<const plugins::Plugin> &plugin, bool activated,
                                        const std::vector<Candidate> &sockets,
                                        const std::shared_ptr<Progress> &progress) {
-    ++probes_;
+    ++board.probes;
     plugins::ProbeInput input;
     input.pid = process.pid;
     input.process_name = process.name;
     // Plugins connect through the handles only: the paths they are given
     // cannot be redirected by the engine's container (see SocketHandle).
     for (auto &s : sockets) input.api_paths.push_back(s.handle->connect_path());
-    input.timeout = options_.probe_timeout;
-    if (auto it = options_.plugin_settings.find(plugin->name()); it != options_.plugin_settings.end())
-        input.settings = it->second;
+    input.timeout = settings.timeout;
+    input.settings = settings.settings;
     if (progress)
         input.on_report = [&progress = *progress, &input](const std::string &path, int outcome,
                                                           const std::string &message) {
