@@ -190,7 +190,9 @@ std::size_t Registry::load_for(const std::set<std::string, std::less<>> &running
     std::vector<Deferred> due;
     for (const auto &d : deferred_)
         if (triggers(d, running)) due.push_back(d);
-    std::erase_if(deferred_, [&](const Deferred &d) { return triggers(d, running); });
+    std::erase_if(deferred_, [&](const Deferred &d) {
+        return std::any_of(due.begin(), due.end(), [&](const Deferred &x) { return x.file == d.file; });
+    });
     std::size_t loaded = 0;
     for (const auto &d : due) {
         log().debug("loading plugin \"{}\" ({}): a process it needs runs", d.file, d.info.name);
