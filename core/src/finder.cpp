@@ -146,6 +146,7 @@ struct Finder::Impl {
         auto w = std::make_shared<Watched>();
         w->engine = std::make_shared<Engine>(found.engine->identity());
         w->engine->pid = found.process.pid;
+        if (auto uid = procfs::read_uid(options.procfs_root, found.process.pid)) w->engine->uid = *uid;
         w->engine->state = Engine::State::syncing;
         w->engine->since = std::chrono::system_clock::now();
         w->process = found.process;

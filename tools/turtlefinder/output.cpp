@@ -65,6 +65,10 @@ std::string state_text(const Engine &e) {
     return text;
 }
 
+// " user 1000" for an engine a user other than root runs (a rootless
+// engine); "" for root's and for an unknown owner.
+std::string user_text(const Engine &e) { return e.uid > 0 ? fmt::format(" user {}", e.uid) : ""; }
+
 std::string short_id(const std::string &id) {
     // "namespace/id" ids keep their namespace; hex ids are cut like docker ps does.
     auto slash = id.rfind('/');
@@ -143,8 +147,8 @@ private:
 
     void engine(const Engine *e, const std::string &indent, bool last) {
         std::string head =
-            fmt::format("{} {} {} PID {} {} [{}]", painter_.paint(printable(e->type), "1;36"), printable(e->version),
-                        painter_.paint(printable(e->flavor), "2"), e->pid, printable(e->api),
+            fmt::format("{} {} {} PID {}{} {} [{}]", painter_.paint(printable(e->type), "1;36"), printable(e->version),
+                        painter_.paint(printable(e->flavor), "2"), e->pid, user_text(*e), printable(e->api),
                         e->state == Engine::State::online ? painter_.paint("online", "32")
                                                           : painter_.paint(state_text(*e), "1;31"));
         line(indent, (indent.empty() ? "" : (last ? "└─ " : "├─ ")) + head);
@@ -198,6 +202,7 @@ json::object engine_json(const Engine &e, const std::map<const Engine *, std::si
     o["version"] = valid_utf8(e.version);
     o["api"] = valid_utf8(e.api);
     o["pid"] = e.pid;
+    o["uid"] = e.uid >= 0 ? json::value(e.uid) : json::value(nullptr);
     o["plugin"] = valid_utf8(e.plugin);
     o["prefix"] = valid_utf8(e.prefix);
     auto p = e.parent ? index.find(e.parent.get()) : index.end();
@@ -317,8 +322,8 @@ void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const En
                            printable(c.reason));
     if (engines.empty()) out << "no container engines found\n";
     for (const auto &e : engines)
-        out << fmt::format("{}\t{}\t{}\tPID {}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),
-                           printable(e->flavor), e->pid, printable(e->api),
+        out << fmt::format("{}\t{}\t{}\tPID {}{}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),
+                           printable(e->flavor), e->pid, user_text(*e), printable(e->api),
                            e->prefix.empty() ? "(host)" : "in " + printable(e->prefix), state_text(*e));
 }
 
@@ -353,7 +358,7 @@ void print_event(std::ostream &out, const Event &event, bool json) {
     std::string head = utc_time(event.time) + (event.initial ? " initial " : " ") + to_string(event.kind);
     if (engine_event) {
         const Engine &e = *event.engine;
-        out << fmt::format("{} {} {} PID {} {} [{}]", head, printable(e.type), printable(e.api), e.pid,
+        out << fmt::format("{} {} {} PID {}{} {} [{}]", head, printable(e.type), printable(e.api), e.pid, user_text(e),
                            e.prefix.empty() ? "(host)" : "in " + printable(e.prefix), state_text(e))
             << std::endl;
         return;

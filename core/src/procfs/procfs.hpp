@@ -91,6 +91,11 @@ std::optional<Process> parse_stat(std::string_view content);
 // status has no NSpid line (kernels before 4.1).
 std::optional<std::vector<int>> read_nspid(const std::string &root, int pid);
 std::optional<std::vector<int>> parse_nspid(std::string_view status_content);
+// The real UID on the Uid line of /proc/PID/status, as the reader's user
+// namespace sees it (a rootless engine's "root" shows as its user's UID);
+// nullopt if unreadable or malformed.
+std::optional<std::uint32_t> read_uid(const std::string &root, int pid);
+std::optional<std::uint32_t> parse_uid(std::string_view status_content);
 // Inode of /proc/PID/ns/pid (from its link text "pid:[N]"); nullopt if unreadable.
 std::optional<std::uint64_t> pid_namespace(const std::string &root, int pid);
 
