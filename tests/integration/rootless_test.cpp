@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+// Rootless engines, for real: a rootless dockerd (RootlessKit, with and
+// without its own PID namespace) run by a test user that exists only in the
+// lab's private mount namespaces, found by a Finder running as root.
+#include <gtest/gtest.h>
+
+#include <turtlefinder/finder.hpp>
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "lab.hpp"
+#include "rootless.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace tf = turtlefinder;
+namespace lab = turtlefinder::lab;
+
+// The NSpid chain of a host PID: the PID in each namespace, outermost first.
+std::vector<int> nspid_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    std::vector<int> chain;
+    while (std::getline(in, line)) {
+        if (line.rfind("NSpid:", 0) != 0) continue;
+        std::istringstream s(line.substr(6));
+        int p = 0;
+        while (s >> p) chain.push_back(p);
+    }
+    return chain;
+}
+
+long long uid_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("Uid:", 0) == 0) return std::stoll(line.substr(4));
+    return -1;
+}
+
+// What the rootless tests need of this machine; empty when all is there.
+std::string missing_rootless_tools() {
+    for (const char *p : {"dockerd", "rootlesskit", "newuidmap", "newgidmap", "setpriv", "unshare"})
+        if (!lab::which(p)) return std::string(p) + " is not installed (packages docker.io, rootlesskit, uidmap, util-linux)";
+    return {};
+}
+
+tf::Options options() {
+    tf::Options o;
+    o.online_wait = 10s;
+    o.probe_timeout = 2s;
+    return o;
+}
+
+// gRPC (the containerd plugin) makes a process-wide poller, an epoll fd and
+// an eventfd, on first use, which lives until exit: made once, before any
+// leak baseline.
+void warm_up() {
+    static const bool done = [] {
+        tf::Finder finder(options());
+        finder.containers();
+        return true;
+    }();
+    (void)done;
+}
+
+std::shared_ptr<const tf::Engine> engine_of(const std::vector<std::shared_ptr<const tf::Engine>> &engines, pid_t pid,
+                                            const std::string &type = "docker.com") {
+    std::shared_ptr<const tf::Engine> found;
+    for (const auto &e : engines)
+        if (e->pid == pid && e->type == type) {
+            EXPECT_FALSE(found) << "engine PID " << pid << " reported twice";
+            found = e;
+        }
+    return found;
+}
+
+class RootlessDocker : public ::testing::TestWithParam<bool> {
+protected:
+    void SetUp() override {
+        TF_REQUIRE_ROOT();
+        if (auto why = missing_rootless_tools(); !why.empty()) TF_SKIP_OR_FAIL(why);
+        lab_ = std::make_unique<lab::Lab>("rootless");
+        user_ = std::make_unique<lab::TestUser>(*lab_);
+        lab::RootlessDockerdConfig config;
+        config.pid_namespace = GetParam();
+        dockerd_ = std::make_unique<lab::RootlessDockerd>(*lab_, *user_, config);
+        dockerd_->import_busybox();
+    }
+    void TearDown() override {
+        dockerd_.reset();
+        user_.reset();
+        lab_.reset();
+    }
+
+    std::unique_ptr<lab::Lab> lab_;
+    std::unique_ptr<lab::TestUser> user_;
+    std::unique_ptr<lab::RootlessDockerd> dockerd_;
+};
+
+// Found through its own root (RootlessKit's copy-up of /run), owned by the
+// test user, on the host, its container's PID the host PID of its init.
+TEST_P(RootlessDocker, FoundWithItsOwnerAndTheContainersHostPid) {
+    const bool own_pidns = GetParam();
+    auto id = dockerd_->run_container({"--name", "rl-box"});
+    const int engine_pid = std::stoi(dockerd_->docker_ok({"inspect", "-f", "{{.State.Pid}}", id}));
+    // dockerd's view: its own PID namespace's number with --pidns.
+    auto dockerd_chain = nspid_of(dockerd_->pid());
+    ASSERT_EQ(dockerd_chain.size(), own_pidns ? 2u : 1u) << "dockerd's PID namespaces are not as configured";
+
+    warm_up();
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(options());
+        auto containers = finder.containers();
+        auto e = engine_of(finder.engines(), dockerd_->pid());
+        ASSERT_TRUE(e) << "the rootless dockerd (PID " << dockerd_->pid() << ") was not found";
+        EXPECT_EQ(e->uid, static_cast<std::int64_t>(user_->uid()));
+        EXPECT_EQ(e->prefix, "");
+        EXPECT_EQ(e->parent, nullptr);
+        EXPECT_EQ(e->state, tf::Engine::State::online) << e->error;
+        // Reached through dockerd's root, where /run is RootlessKit's copy-up.
+        EXPECT_TRUE(e->api.starts_with("/proc/" + std::to_string(dockerd_->pid()) + "/root/")) << e->api;
+        EXPECT_TRUE(e->api.ends_with("/user/" + std::to_string(user_->uid()) + "/docker.sock")) << e->api;
+
+        const tf::Container *c = nullptr;
+        for (const auto &x : containers)
+            if (x.id == id) c = &x;
+        ASSERT_NE(c, nullptr) << "container " << id << " not reported";
+        EXPECT_EQ(c->name, "rl-box");
+        EXPECT_EQ(c->labels.at(tf::prefix_label), "");
+        ASSERT_GT(c->pid, 0);
+        // The host PID of the container's init: `sleep`, PID 1 of its own
+        // namespace, run by the test user (the container's root), and the
+        // very process dockerd names in its own PID namespace.
+        EXPECT_EQ(lab::comm_of(c->pid), "sleep");
+        auto chain = nspid_of(c->pid);
+        ASSERT_FALSE(chain.empty());
+        EXPECT_EQ(chain.front(), c->pid);
+        EXPECT_EQ(chain.back(), 1);
+        ASSERT_EQ(chain.size(), own_pidns ? 3u : 2u);
+        EXPECT_EQ(chain[chain.size() - 2], engine_pid);
+        if (!own_pidns) {
+            EXPECT_EQ(c->pid, engine_pid);
+        }
+        EXPECT_EQ(uid_of(c->pid), static_cast<long long>(user_->uid()));
+    }
+    leaks.check();
+}
+
+INSTANTIATE_TEST_SUITE_P(PidNamespace, RootlessDocker, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                             return info.param ? "OwnPidNamespace" : "HostPidNamespace";
+                         });
+
+} // namespace
