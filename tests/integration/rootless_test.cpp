@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Rootless engines, for real: a rootless dockerd (RootlessKit, with and
 // without its own PID namespace) run by a test user that exists only in the
-// lab's private mount namespaces, found by a Finder running as root.
+// lab's private mount namespaces, found by a Finder running as root; rootless
+// podman activated by the user's own systemd.
 #include <gtest/gtest.h>
 
 #include <turtlefinder/finder.hpp>
@@ -157,5 +158,50 @@ INSTANTIATE_TEST_SUITE_P(PidNamespace, RootlessDocker, ::testing::Values(false, 
                          [](const ::testing::TestParamInfo<bool> &info) {
                              return info.param ? "OwnPidNamespace" : "HostPidNamespace";
                          });
+
+// Rootless podman as a user runs it: podman.socket of the user's own
+// `systemd --user` (a real user manager, see lab::UserManager), activated by
+// the Finder, the podman service reported with its owner.
+TEST(RootlessPodman, ActivatedByTheUsersSystemdAndReportedWithItsOwner) {
+    TF_REQUIRE_ROOT();
+    if (auto why = missing_rootless_tools(); !why.empty()) TF_SKIP_OR_FAIL(why);
+    if (!lab::which("podman") || !lab::which("conmon")) TF_SKIP_OR_FAIL("podman or conmon is not installed");
+    lab::Lab lab("rlpod");
+    lab::TestUser user(lab);
+    lab::UserManager manager(lab, user);
+    manager.import_busybox();
+    auto id = manager.podman_ok({"run", "-d", "--network", "none", "--name", "pod-box", "localhost/busybox-img"});
+    // Rootless podman shares the host's PID namespace: this is the host PID.
+    const int init_pid = std::stoi(manager.podman_ok({"inspect", "-f", "{{.State.Pid}}", id}));
+
+    warm_up();
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(options());
+        auto containers = finder.containers();
+        const std::string suffix = manager.podman_socket();
+        std::shared_ptr<const tf::Engine> podman;
+        for (const auto &e : finder.engines())
+            if (e->type == "podman.io" && e->api.ends_with(suffix)) {
+                EXPECT_FALSE(podman) << "the user's podman reported twice";
+                podman = e;
+            }
+        ASSERT_TRUE(podman) << "the user's podman behind " << suffix << " was not found";
+        EXPECT_EQ(podman->uid, static_cast<std::int64_t>(user.uid()));
+        EXPECT_EQ(lab::comm_of(podman->pid), "podman");
+        EXPECT_EQ(podman->prefix, "");
+        EXPECT_EQ(podman->parent, nullptr);
+        EXPECT_TRUE(podman->api.starts_with("/proc/")) << podman->api;
+        const tf::Container *c = nullptr;
+        for (const auto &x : containers)
+            if (x.id == id) c = &x;
+        ASSERT_NE(c, nullptr) << "container " << id << " not reported";
+        EXPECT_EQ(c->engine.get(), podman.get());
+        EXPECT_EQ(c->pid, init_pid);
+        EXPECT_EQ(lab::comm_of(c->pid), "sleep");
+        EXPECT_EQ(uid_of(c->pid), static_cast<long long>(user.uid()));
+    }
+    leaks.check();
+}
 
 } // namespace

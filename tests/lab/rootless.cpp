@@ -3,16 +3,22 @@
 #include "rootless.hpp"
 
 #include <grp.h>
+#include <linux/magic.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "podman.hpp"
 
 namespace fs = std::filesystem;
 
@@ -120,6 +126,12 @@ TestUser::TestUser(const Lab &lab, std::string name) : lab_(lab), name_(std::mov
     for (const char *f : {"passwd", "group", "subuid", "subgid"})
         script += std::string("mount --bind '") + etc + f + "' /etc/" + f + "\n";
     if (cover_run_user) script += "mount --bind '" + run_root + "' /run/user\n";
+    // For a user manager (UserManager): what PID 1 and logind would give it.
+    script += "if [ -n \"$TF_LAB_USER_CGROUP\" ]; then\n"
+              "  mount -t tmpfs -o mode=0755 tmpfs /run/systemd\n"
+              "  mkdir /run/systemd/system\n"
+              "  echo $$ > \"$TF_LAB_USER_CGROUP/cgroup.procs\"\n"
+              "fi\n";
     script += "exec setpriv --reuid=" + ids + " --regid=" + ids + " --clear-groups --inh-caps=-all env -i \"$@\"\n";
     enter_script_ = lab_.write_file("u-" + ids + "/enter.sh", script, 0755);
 }
@@ -267,6 +279,135 @@ void RootlessDockerd::stop() {
     }
     process_.stop(15s);
     remove_tree(dir_);
+}
+
+// ---- UserManager ---------------------------------------------------------
+
+namespace {
+
+// The cgroup2 hierarchy: /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified
+// (hybrid); empty when there is none.
+std::string cgroup2_root() {
+    for (const char *dir : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+        struct statfs fs {};
+        if (::statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return dir;
+    }
+    return {};
+}
+
+// Removes a cgroup and the ones below it, deepest first (empty ones only).
+void remove_cgroup(const std::string &dir) {
+    std::vector<std::string> dirs;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        if (it->is_directory(ec)) dirs.push_back(it->path());
+    std::sort(dirs.begin(), dirs.end(), [](const auto &a, const auto &b) { return a.size() > b.size(); });
+    dirs.push_back(dir);
+    for (const auto &d : dirs) ::rmdir(d.c_str());
+}
+
+std::vector<pid_t> cgroup_processes(const std::string &dir) {
+    std::vector<pid_t> pids;
+    std::error_code ec;
+    auto add = [&](const fs::path &d) {
+        std::ifstream in(d / "cgroup.procs");
+        pid_t p = 0;
+        while (in >> p) pids.push_back(p);
+    };
+    add(dir);
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        if (it->is_directory(ec)) add(it->path());
+    return pids;
+}
+
+void chown_tree(const std::string &dir, uid_t uid, gid_t gid) {
+    ::lchown(dir.c_str(), uid, gid);
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        ::lchown(it->path().c_str(), uid, gid);
+}
+
+} // namespace
+
+UserManager::UserManager(const Lab &lab, const TestUser &user, Millis ready_timeout) : lab_(lab), user_(user) {
+    const std::string systemd = "/lib/systemd/systemd";
+    if (::access(systemd.c_str(), X_OK) != 0) throw Error(systemd + " is not installed (package systemd)");
+    if (!which("podman")) throw Error("podman is not installed");
+    if (!fs::is_directory("/run/systemd"))
+        throw Error("this host has no /run/systemd: a user manager needs /run/systemd/system, and the lab shows "
+                    "it on a tmpfs over /run/systemd in the manager's mount namespace only");
+    std::string hierarchy = cgroup2_root();
+    if (hierarchy.empty()) throw Error("no cgroup2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified");
+    // Its own cgroup, delegated to the user, as PID 1 gives user@UID.service.
+    cgroup_ = hierarchy + "/tf-lab-" + std::to_string(user_.uid()) + "-" + std::to_string(::getpid());
+    if (::mkdir(cgroup_.c_str(), 0755) != 0) throw Error("mkdir " + cgroup_ + " failed: " + std::strerror(errno));
+    chown_tree(cgroup_, user_.uid(), user_.gid());
+
+    // The user's units: Debian's podman.socket and podman.service for the
+    // user, wanted by a target of the lab's instead of default.target (which
+    // would start every user socket installed on the host).
+    const std::string home = user_.home();
+    const std::string rel = home.substr(lab_.root().size() + 1);
+    lab_.write_file(rel + "/.config/systemd/user/tf-lab.target",
+                    "[Unit]\nDescription=turtlefinder lab: the user's podman socket only\nWants=podman.socket\n");
+    // Rootless podman where a user keeps it, fitted to this kind of host
+    // (see podman.hpp).
+    PodmanLayout layout{home + "/.local/share/containers/storage", user_.runtime_dir() + "/containers",
+                        user_.runtime_dir() + "/libpod/tmp", home + "/.config/cni",
+                        home + "/.local/share/containers/copy"};
+    lab_.mkdir(rel + "/.local/share/containers/copy");
+    lab_.write_file(rel + "/.config/containers/containers.conf", podman_containers_conf(layout));
+    lab_.write_file(rel + "/.config/containers/storage.conf", podman_storage_conf(layout));
+    chown_tree(home, user_.uid(), user_.gid());
+
+    SpawnOptions so = user_.as_user({systemd, "--user", "--unit=tf-lab.target"}, {},
+                                    user_.dir() + "/systemd-user.log");
+    so.env["TF_LAB_USER_CGROUP"] = cgroup_;
+    process_ = Process(so);
+    if (!wait_listening(process_.pid(), podman_socket(), ready_timeout)) {
+        std::string tail = process_.log_tail();
+        stop();
+        throw Error("systemd --user did not listen on " + podman_socket() + "; log:\n" + tail);
+    }
+}
+
+UserManager::~UserManager() { stop(); }
+
+RunResult UserManager::podman(const std::vector<std::string> &args, Millis timeout) const {
+    std::vector<std::string> full = {"podman"};
+    full.insert(full.end(), args.begin(), args.end());
+    return user_.run_as(full, {}, timeout);
+}
+
+std::string UserManager::podman_ok(const std::vector<std::string> &args, Millis timeout) const {
+    RunResult r = podman(args, timeout);
+    if (!r.ok()) {
+        std::string cmd;
+        for (const auto &a : args) cmd += " " + a;
+        throw Error("rootless podman" + cmd + " failed (exit " + std::to_string(r.exit_code) +
+                    (r.timed_out ? ", timed out" : "") + "): " + r.err);
+    }
+    return trim(r.out);
+}
+
+void UserManager::import_busybox(const std::string &image) {
+    podman_ok({"import", "-c", R"(CMD ["sleep","infinity"])", busybox_tar(lab_), image});
+}
+
+void UserManager::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    if (process_.running()) podman({"rm", "-af", "-t", "0"}, 30s);
+    process_.stop(10s);
+    // The manager's services (podman, catatonit) leave with it; wait for
+    // them, then remove the cgroup.
+    for (int round = 0; round < 100 && !cgroup_.empty(); ++round) {
+        auto left = cgroup_processes(cgroup_);
+        if (left.empty()) break;
+        for (pid_t p : left) ::kill(p, round < 50 ? SIGTERM : SIGKILL);
+        std::this_thread::sleep_for(20ms);
+    }
+    if (!cgroup_.empty()) remove_cgroup(cgroup_);
 }
 
 } // namespace turtlefinder::lab

@@ -15,6 +15,15 @@
 //                     user and mount namespaces (optionally its own PID
 //                     namespace), dockerd's own containerd, state under the
 //                     user's home in the lab.
+//   UserManager       a real `systemd --user` for the test user, started on a
+//                     target that wants only the user's podman.socket (the
+//                     units Debian's podman ships), with rootless podman
+//                     configured in the user's ~/.config/containers. A user
+//                     manager needs what logind and PID 1 give it on a real
+//                     host: /run/systemd/system (shown on a tmpfs in its
+//                     private mount namespace) and a cgroup of its own
+//                     (delegated: made in the cgroup2 hierarchy, handed to
+//                     the user, removed afterwards).
 #pragma once
 
 #include <sys/types.h>
@@ -55,6 +64,8 @@ public:
 
     // PIDs of the processes whose real UID is the user's.
     std::vector<pid_t> processes() const;
+    // The lab directory the user's files are in (its home is below it).
+    const std::string &dir() const noexcept { return dir_; }
 
 private:
     const Lab &lab_;
@@ -105,6 +116,37 @@ private:
     Process process_;
     pid_t dockerd_pid_ = 0;
     std::vector<std::string> imported_;
+    bool stopped_ = false;
+};
+
+class UserManager {
+public:
+    // Configures rootless podman for `user`, starts `systemd --user` and
+    // waits until podman.socket listens. Throws (with the log tail) if the
+    // manager cannot run here.
+    UserManager(const Lab &lab, const TestUser &user, Millis ready_timeout = 20s);
+    ~UserManager(); // stop()
+    UserManager(const UserManager &) = delete;
+    UserManager &operator=(const UserManager &) = delete;
+
+    pid_t pid() const noexcept { return process_.pid(); } // systemd --user
+    // podman.socket's path as the manager bound it.
+    std::string podman_socket() const { return user_.runtime_dir() + "/podman/podman.sock"; }
+    // The podman CLI as the user (rootless, the same storage as the service).
+    RunResult podman(const std::vector<std::string> &args, Millis timeout = 60s) const;
+    std::string podman_ok(const std::vector<std::string> &args, Millis timeout = 60s) const;
+    // Imports the busybox rootfs as `image` (CMD sleep infinity).
+    void import_busybox(const std::string &image = "localhost/busybox-img");
+
+    // Stops the manager (and the podman it started), removes the containers
+    // and the cgroup. Idempotent.
+    void stop();
+
+private:
+    const Lab &lab_;
+    const TestUser &user_;
+    std::string cgroup_;
+    Process process_;
     bool stopped_ = false;
 };
 
