@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Rootless engines, for real: a rootless dockerd (RootlessKit, with and
 // without its own PID namespace) run by a test user that exists only in the
-// lab's private mount namespaces, found by a Finder running as root; rootless
-// podman activated by the user's own systemd.
+// lab's private mount namespaces, found by a Finder running as root, beside
+// a rootful dockerd; rootless podman activated by the user's own systemd.
 #include <gtest/gtest.h>
 
 #include <turtlefinder/finder.hpp>
@@ -47,7 +47,8 @@ long long uid_of(pid_t pid) {
 // What the rootless tests need of this machine; empty when all is there.
 std::string missing_rootless_tools() {
     for (const char *p : {"dockerd", "rootlesskit", "newuidmap", "newgidmap", "setpriv", "unshare"})
-        if (!lab::which(p)) return std::string(p) + " is not installed (packages docker.io, rootlesskit, uidmap, util-linux)";
+        if (!lab::which(p))
+            return std::string(p) + " is not installed (packages docker.io, rootlesskit, uidmap, util-linux)";
     return {};
 }
 
@@ -200,6 +201,82 @@ TEST(RootlessPodman, ActivatedByTheUsersSystemdAndReportedWithItsOwner) {
         EXPECT_EQ(c->pid, init_pid);
         EXPECT_EQ(lab::comm_of(c->pid), "sleep");
         EXPECT_EQ(uid_of(c->pid), static_cast<long long>(user.uid()));
+    }
+    leaks.check();
+}
+
+// The system's dockerd beside a user's rootless dockerd and rootless podman:
+// each reported once, with its owner and its own containers, all on the host
+// (siblings).
+TEST(RootfulAndRootless, EachReportedOnceWithItsOwnerAndContainers) {
+    TF_REQUIRE_ROOT();
+    if (auto why = missing_rootless_tools(); !why.empty()) TF_SKIP_OR_FAIL(why);
+    lab::Lab lab("rlmix");
+    lab::Dockerd rootful(lab);
+    lab::TestUser user(lab);
+    lab::RootlessDockerd rootless(lab, user);
+    lab::UserManager manager(lab, user);
+    rootful.import_busybox();
+    rootless.import_busybox();
+    manager.import_busybox();
+    auto rootful_id = rootful.run_container({"--name", "sys-box"});
+    auto rootless_id = rootless.run_container({"--name", "user-box"});
+    auto podman_id =
+        manager.podman_ok({"run", "-d", "--network", "none", "--name", "pod-box", "localhost/busybox-img"});
+
+    warm_up();
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(options());
+        auto containers = finder.containers();
+        auto engines = finder.engines();
+        auto sys = engine_of(engines, rootful.pid());
+        auto usr = engine_of(engines, rootless.pid());
+        std::shared_ptr<const tf::Engine> pod;
+        for (const auto &e : engines)
+            if (e->type == "podman.io" && e->api.ends_with(manager.podman_socket())) {
+                EXPECT_FALSE(pod) << "the user's podman reported twice";
+                pod = e;
+            }
+        ASSERT_TRUE(sys) << "the rootful dockerd was not found";
+        ASSERT_TRUE(usr) << "the rootless dockerd was not found";
+        ASSERT_TRUE(pod) << "the rootless podman was not found";
+        EXPECT_EQ(sys->uid, 0);
+        EXPECT_EQ(usr->uid, static_cast<std::int64_t>(user.uid()));
+        EXPECT_EQ(pod->uid, static_cast<std::int64_t>(user.uid()));
+        for (const auto &e : {sys, usr, pod}) {
+            EXPECT_EQ(e->prefix, "");
+            EXPECT_EQ(e->parent, nullptr);
+        }
+        // Whatever serves under the user's runtime directory (its dockerd's
+        // own containerd too) runs as the user.
+        for (const auto &e : engines)
+            if (e->api.find("/user/" + std::to_string(user.uid()) + "/") != std::string::npos) {
+                EXPECT_EQ(e->uid, static_cast<std::int64_t>(user.uid())) << e->type << " " << e->api;
+            }
+
+        int seen_sys = 0, seen_usr = 0, seen_pod = 0;
+        for (const auto &c : containers) {
+            if (c.id == rootful_id) {
+                ++seen_sys;
+                EXPECT_EQ(c.engine.get(), sys.get());
+                EXPECT_EQ(c.name, "sys-box");
+            }
+            if (c.id == rootless_id) {
+                ++seen_usr;
+                EXPECT_EQ(c.engine.get(), usr.get());
+                EXPECT_EQ(c.name, "user-box");
+                EXPECT_EQ(uid_of(c.pid), static_cast<long long>(user.uid()));
+            }
+            if (c.id == podman_id) {
+                ++seen_pod;
+                EXPECT_EQ(c.engine.get(), pod.get());
+                EXPECT_EQ(c.name, "pod-box");
+            }
+        }
+        EXPECT_EQ(seen_sys, 1);
+        EXPECT_EQ(seen_usr, 1);
+        EXPECT_EQ(seen_pod, 1);
     }
     leaks.check();
 }
