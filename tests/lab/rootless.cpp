@@ -113,8 +113,8 @@ TestUser::TestUser(const Lab &lab, std::string name) : lab_(lab), name_(std::mov
     const std::string ids = std::to_string(uid_);
     // Subordinate ids well below 2^31, one 65536 block per possible UID.
     const std::string sub = name_ + ":" + std::to_string(1500000000ULL + (uid_ % 8000) * 65536ULL) + ":65536\n";
-    lab_.write_file(rel + "passwd", read_text("/etc/passwd") + name_ + ":x:" + ids + ":" + ids + "::" + home_ +
-                                        ":/bin/sh\n");
+    lab_.write_file(rel + "passwd",
+                    read_text("/etc/passwd") + name_ + ":x:" + ids + ":" + ids + "::" + home_ + ":/bin/sh\n");
     lab_.write_file(rel + "group", read_text("/etc/group") + name_ + ":x:" + ids + ":\n");
     lab_.write_file(rel + "subuid", sub);
     lab_.write_file(rel + "subgid", sub);
@@ -232,7 +232,9 @@ RootlessDockerd::RootlessDockerd(const Lab &lab, const TestUser &user, RootlessD
 
 RootlessDockerd::~RootlessDockerd() { stop(); }
 
-std::string RootlessDockerd::socket() const { return "/proc/" + std::to_string(dockerd_pid_) + "/root" + bound_socket(); }
+std::string RootlessDockerd::socket() const {
+    return "/proc/" + std::to_string(dockerd_pid_) + "/root" + bound_socket();
+}
 
 RunResult RootlessDockerd::docker(const std::vector<std::string> &args, Millis timeout) const {
     std::vector<std::string> full = {"docker", "-H", "unix://" + socket()};
@@ -360,8 +362,7 @@ UserManager::UserManager(const Lab &lab, const TestUser &user, Millis ready_time
     lab_.write_file(rel + "/.config/containers/storage.conf", podman_storage_conf(layout));
     chown_tree(home, user_.uid(), user_.gid());
 
-    SpawnOptions so = user_.as_user({systemd, "--user", "--unit=tf-lab.target"}, {},
-                                    user_.dir() + "/systemd-user.log");
+    SpawnOptions so = user_.as_user({systemd, "--user", "--unit=tf-lab.target"}, {}, user_.dir() + "/systemd-user.log");
     so.env["TF_LAB_USER_CGROUP"] = cgroup_;
     process_ = Process(so);
     if (!wait_listening(process_.pid(), podman_socket(), ready_timeout)) {
