@@ -204,8 +204,10 @@ struct Finder::Impl {
         }
         w.told = engine;
         deliver({EventKind::engine_found, engine, {}, {}, false});
-        for (const auto &raw : *w.watcher->snapshot())
-            deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
+        // Held for the loop: the watcher may replace its view meanwhile, and a
+        // temporary shared_ptr would not outlive the range expression.
+        const auto view = w.watcher->snapshot();
+        for (const auto &raw : *view) deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
     }
 
     // Tells subscribers of engines whose place (prefix, parent) the last
