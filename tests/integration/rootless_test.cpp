@@ -2,14 +2,17 @@
 // Rootless engines, for real: a rootless dockerd (RootlessKit, with and
 // without its own PID namespace) run by a test user that exists only in the
 // lab's private mount namespaces, found by a Finder running as root, beside
-// a rootful dockerd; rootless podman activated by the user's own systemd.
+// a rootful dockerd.
 #include <gtest/gtest.h>
 
 #include <turtlefinder/finder.hpp>
 
 #include <unistd.h>
 
+#include <boost/json.hpp>
+
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "lab.hpp"
@@ -279,6 +282,69 @@ TEST(RootfulAndRootless, EachReportedOnceWithItsOwnerAndContainers) {
         EXPECT_EQ(seen_pod, 1);
     }
     leaks.check();
+}
+
+// turtlefinder run by the test user: its own rootless engine and container
+// are found; root's dockerd, whose fds it may not read, is named once in one
+// warning and never probed; nothing hangs.
+TEST(RootlessCli, AsTheUserFindsItsEnginesAndWarnsOnceAboutOtherUsers) {
+    TF_REQUIRE_ROOT();
+    if (auto why = missing_rootless_tools(); !why.empty()) TF_SKIP_OR_FAIL(why);
+    const std::string cli = std::string(std::getenv("TF_BUILD_ROOT")) + "/tools/turtlefinder";
+    lab::Lab lab("rlcli");
+    lab::Dockerd rootful(lab);
+    lab::TestUser user(lab);
+    lab::RootlessDockerd rootless(lab, user);
+    rootless.import_busybox();
+    auto id = rootless.run_container({"--name", "mine"});
+    const int init_pid = std::stoi(rootless.docker_ok({"inspect", "-f", "{{.State.Pid}}", id}));
+
+    const char *plugin_path = std::getenv("TURTLEFINDER_PLUGIN_PATH");
+    auto r = user.run_as({cli, "--json", "--online-wait", "10000"},
+                         {{"TURTLEFINDER_PLUGIN_PATH", plugin_path != nullptr ? plugin_path : ""}}, 120s);
+    ASSERT_FALSE(r.timed_out) << "turtlefinder as UID " << user.uid() << " did not finish";
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto doc = boost::json::parse(r.out);
+    const auto &engines = doc.at("engines").as_array();
+    std::optional<std::size_t> mine;
+    for (std::size_t i = 0; i < engines.size(); ++i) {
+        const auto &e = engines[i].as_object();
+        EXPECT_NE(e.at("pid").as_int64(), rootful.pid()) << "root's dockerd cannot be examined as a user";
+        if (e.at("pid").as_int64() == rootless.pid() && e.at("type").as_string() == "docker.com") {
+            EXPECT_FALSE(mine) << "the user's dockerd reported twice";
+            mine = i;
+            EXPECT_EQ(e.at("uid").as_int64(), static_cast<std::int64_t>(user.uid()));
+            EXPECT_EQ(e.at("prefix").as_string(), "");
+            EXPECT_EQ(e.at("state").as_string(), "online");
+        }
+    }
+    ASSERT_TRUE(mine) << "the user's rootless dockerd was not found; stderr: " << r.err << "\n" << r.out;
+    bool found_container = false;
+    for (const auto &c : doc.at("containers").as_array()) {
+        if (c.at("id").as_string() != id) continue;
+        found_container = true;
+        EXPECT_EQ(c.at("pid").as_int64(), init_pid);
+        EXPECT_EQ(c.at("engine").as_int64(), static_cast<std::int64_t>(*mine));
+    }
+    EXPECT_TRUE(found_container) << "container " << id << " not reported";
+    bool root_dockerd_named = false;
+    for (const auto &c : doc.at("candidates").as_array())
+        if (c.at("pid").as_int64() == rootful.pid()) {
+            root_dockerd_named = true;
+            EXPECT_NE(std::string(c.at("reason").as_string()).find("permission denied"), std::string::npos)
+                << c.at("reason").as_string();
+        }
+    EXPECT_TRUE(root_dockerd_named) << "root's dockerd is not among the candidates";
+
+    // One warning about other users, naming root's dockerd; no other
+    // warning about it.
+    std::size_t warnings = 0;
+    for (std::size_t at = r.err.find("not running as root"); at != std::string::npos;
+         at = r.err.find("not running as root", at + 1))
+        ++warnings;
+    EXPECT_EQ(warnings, 1u) << r.err;
+    EXPECT_NE(r.err.find("dockerd (PID " + std::to_string(rootful.pid()) + ", UID 0)"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("gave no engine"), std::string::npos) << r.err;
 }
 
 } // namespace

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "output.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <ctime>
 #include <map>
@@ -251,8 +253,27 @@ void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const 
     }
 }
 
-void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
+void warn_denied(std::ostream &err, const std::vector<Candidate> &candidates) {
+    std::string hidden;
+    std::size_t n = 0;
     for (const auto &c : candidates) {
+        if (!c.denied) continue;
+        ++n;
+        hidden += fmt::format("{}{} (PID {}{})", hidden.empty() ? "" : ", ", printable(c.process), c.pid,
+                              c.uid >= 0 ? fmt::format(", UID {}", c.uid) : "");
+    }
+    if (n == 0) return;
+    err << fmt::format("turtlefinder: warning: not running as root (UID {0}): other users' file descriptors, "
+                       "sockets and roots cannot be read, so {1} of other users {2} not examined for engines: {3}; "
+                       "shown are the engines of UID {0} and what else is readable\n",
+                       ::geteuid(), n == 1 ? "this process" : fmt::format("these {} processes", n),
+                       n == 1 ? "was" : "were", hidden);
+}
+
+void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
+    warn_denied(err, candidates);
+    for (const auto &c : candidates) {
+        if (c.denied) continue;
         std::string sockets;
         for (const auto &s : c.sockets) sockets += (sockets.empty() ? "" : ", ") + printable(s);
         err << fmt::format("turtlefinder: warning: {} (PID {}) claimed by plugin \"{}\" gave no engine: {}{}\n",

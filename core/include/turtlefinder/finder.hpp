@@ -22,6 +22,10 @@ struct Candidate {
     std::string plugin; // the detector that claimed it
     std::vector<std::string> sockets; // the listening sockets tried, as reachable from here
     std::string reason; // why no engine came of them
+    // Its fds could not be read (another user's process, turtlefinder not
+    // root): whether it serves an engine is unknown, and it is not probed.
+    bool denied = false;
+    std::int64_t uid = -1; // its owner (real UID) when denied; -1 when unknown
 };
 
 struct PluginStatus {
