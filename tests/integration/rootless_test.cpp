@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -206,6 +207,9 @@ TEST(RootlessPodman, ActivatedByTheUsersSystemdAndReportedWithItsOwner) {
         EXPECT_EQ(uid_of(c->pid), static_cast<long long>(user.uid()));
     }
     leaks.check();
+    // Cleaned up: the manager's delegated cgroup is gone with all below it.
+    manager.stop();
+    EXPECT_FALSE(std::filesystem::exists(manager.cgroup())) << manager.cgroup();
 }
 
 // The system's dockerd beside a user's rootless dockerd and rootless podman:

@@ -400,15 +400,15 @@ void UserManager::stop() {
     stopped_ = true;
     if (process_.running()) podman({"rm", "-af", "-t", "0"}, 30s);
     process_.stop(10s);
-    // The manager's services (podman, catatonit) leave with it; wait for
-    // them, then remove the cgroup.
-    for (int round = 0; round < 100 && !cgroup_.empty(); ++round) {
-        auto left = cgroup_processes(cgroup_);
-        if (left.empty()) break;
-        for (pid_t p : left) ::kill(p, round < 50 ? SIGTERM : SIGKILL);
+    // The manager's services (podman, catatonit) leave with it: end what is
+    // left in its cgroup, then remove the cgroup, which succeeds only once
+    // nothing (in any cgroup below it either) runs there any more.
+    for (int round = 0; round < 500 && !cgroup_.empty(); ++round) {
+        for (pid_t p : cgroup_processes(cgroup_)) ::kill(p, round < 100 ? SIGTERM : SIGKILL);
+        remove_cgroup(cgroup_);
+        if (!fs::exists(cgroup_)) break;
         std::this_thread::sleep_for(20ms);
     }
-    if (!cgroup_.empty()) remove_cgroup(cgroup_);
 }
 
 } // namespace turtlefinder::lab

@@ -130,6 +130,7 @@ public:
     UserManager &operator=(const UserManager &) = delete;
 
     pid_t pid() const noexcept { return process_.pid(); } // systemd --user
+    const std::string &cgroup() const noexcept { return cgroup_; } // its delegated cgroup
     // podman.socket's path as the manager bound it.
     std::string podman_socket() const { return user_.runtime_dir() + "/podman/podman.sock"; }
     // The podman CLI as the user (rootless, the same storage as the service).
