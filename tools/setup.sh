@@ -66,6 +66,8 @@ if [[ $profile == test ]]; then
     debhelper dpkg-dev fakeroot lintian
     # what the lab uses besides engines
     busybox-static util-linux iproute2 procps
+    # rootless engines (RootlessKit, newuidmap/newgidmap, user-mode networking)
+    rootlesskit uidmap slirp4netns
   )
   engine_commands=(
     [docker.io]="dockerd docker"

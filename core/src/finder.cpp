@@ -76,7 +76,9 @@ std::vector<Container> Finder::Impl::known_containers() {
     }
     std::vector<Container> out;
     for (auto &w : engines)
-        for (const auto &raw : *w->watcher->snapshot()) out.push_back(container_of(*w, *raw));
+        // Held for the loop: a temporary shared_ptr would not outlive the range expression.
+        if (const auto view = w->watcher->snapshot())
+            for (const auto &raw : *view) out.push_back(container_of(*w, *raw));
     return out;
 }
 
@@ -117,6 +119,7 @@ auto Finder::Impl::start_watch(discovery::FoundEngine found) -> std::shared_ptr<
     auto w = std::make_shared<Watched>();
     w->engine = std::make_shared<Engine>(found.engine->identity());
     w->engine->pid = found.process.pid;
+    if (auto uid = procfs::read_uid(options.procfs_root, found.process.pid)) w->engine->uid = *uid;
     w->engine->state = Engine::State::syncing;
     w->engine->since = std::chrono::system_clock::now();
     w->process = found.process;

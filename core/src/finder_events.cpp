@@ -19,8 +19,10 @@ void Finder::Impl::announce(Watched &w) {
     }
     w.told = engine;
     stream.deliver({EventKind::engine_found, engine, {}, {}, false});
-    for (const auto &raw : *w.watcher->snapshot())
-        stream.deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
+    // Held for the loop: the watcher may replace its view meanwhile, and a
+    // temporary shared_ptr would not outlive the range expression.
+    const auto view = w.watcher->snapshot();
+    for (const auto &raw : *view) stream.deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
 }
 
 void Finder::Impl::tell_placement() {

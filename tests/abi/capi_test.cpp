@@ -98,6 +98,9 @@ TEST(CApi, MisuseIsAnErrorNotACrash) {
     EXPECT_EQ(tfc_container_label_key(nullptr, 0), nullptr);
     EXPECT_EQ(tfc_engine_api(nullptr), nullptr);
     EXPECT_EQ(tfc_engine_parent(nullptr), nullptr);
+#ifndef TFC_TEST_FROZEN_V1_0
+    EXPECT_EQ(tfc_engine_uid(nullptr), -1);
+#endif
     EXPECT_EQ(tfc_event_get_kind(nullptr), 0);
     EXPECT_EQ(tfc_event_container(nullptr), nullptr);
 #ifndef TFC_TEST_FROZEN_V1_0
@@ -237,6 +240,9 @@ TEST(CApi, SnapshotOfBuiltInEnginesAndACallbackThatUnsubscribesItself) {
             EXPECT_STREQ(tfc_engine_type(e), "example.org/builtin");
             EXPECT_STREQ(tfc_engine_prefix(e), "");
             EXPECT_EQ(tfc_engine_parent(e), nullptr);
+#ifndef TFC_TEST_FROZEN_V1_0
+            EXPECT_EQ(tfc_engine_uid(e), static_cast<int64_t>(::getuid())); // the engines are our children
+#endif
             EXPECT_STREQ(tfc_container_label(c, "built-in"), "yes");
             EXPECT_STREQ(tfc_container_label(c, "turtlefinder/container/prefix"), "");
             ASSERT_EQ(tfc_container_label_count(c), 2u);

@@ -186,4 +186,50 @@ TEST(CliOutput, WidthCutsLinesOnATerminal) {
     }
 }
 
+// A rootless engine says whose it is; root's and an unknown owner say nothing.
+TEST(CliOutput, OwnerOfRootlessEngines) {
+    auto mine = engine("/proc/7/root/run/user/1000/docker.sock");
+    mine->uid = 1000;
+    auto roots = engine("/run/docker.sock");
+    roots->uid = 0;
+    auto unknown = engine("/run/other.sock");
+    std::vector<std::shared_ptr<const tf::Engine>> engines{mine, roots, unknown};
+    std::ostringstream text;
+    tf::cli::print_engines(text, engines, false, {});
+    EXPECT_NE(text.str().find("PID 42 user 1000\t/proc/7/root/run/user/1000/docker.sock"), std::string::npos)
+        << text.str();
+    EXPECT_EQ(text.str().find("user 0"), std::string::npos) << text.str();
+    std::ostringstream js;
+    tf::cli::print_engines(js, engines, true, {});
+    auto doc = json::parse(js.str());
+    EXPECT_EQ(doc.at("engines").at(0).at("uid").as_int64(), 1000);
+    EXPECT_EQ(doc.at("engines").at(1).at("uid").as_int64(), 0);
+    EXPECT_TRUE(doc.at("engines").at(2).at("uid").is_null());
+}
+
+// Other users' processes that could not be examined: one warning for all,
+// and no per-candidate line for them.
+TEST(CliOutput, DeniedCandidatesMakeOneWarning) {
+    std::vector<tf::Candidate> candidates(3);
+    candidates[0] = {812, "dockerd", "moby", {}, "permission denied", true, 0};
+    candidates[1] = {1, "systemd", "systemd", {}, "permission denied", true, 0};
+    candidates[2] = {99, "containerd", "containerd", {"/run/x.sock"}, "refused", false, -1};
+    std::ostringstream err;
+    tf::cli::warn_candidates(err, candidates);
+    const std::string out = err.str();
+    std::size_t lines = 0;
+    for (char c : out) lines += c == '\n';
+    EXPECT_EQ(lines, 2u) << out;
+    EXPECT_NE(out.find("not running as root"), std::string::npos) << out;
+    EXPECT_NE(out.find("these 2 processes of other users were not examined for engines: dockerd (PID 812, UID 0), "
+                       "systemd (PID 1, UID 0);"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("containerd (PID 99) claimed by plugin \"containerd\" gave no engine"), std::string::npos)
+        << out;
+    std::ostringstream none;
+    tf::cli::warn_denied(none, {candidates[2]});
+    EXPECT_EQ(none.str(), "");
+}
+
 } // namespace

@@ -202,6 +202,7 @@ int run_watch(tf::Finder &finder, bool json) {
     std::mutex out_mu;
     // The state as it is first (marked initial), then every change.
     finder.containers();
+    tf::cli::warn_denied(std::cerr, finder.candidates());
     int handle = finder.subscribe(
         [&](const tf::Event &e) {
             std::lock_guard lock(out_mu);
@@ -260,7 +261,6 @@ int main(int argc, char **argv) {
         }
         tf::Finder finder(options);
         if (args.command == "plugins") return run_plugins(finder, args.json);
-        warn_if_not_root();
         if (args.watch) return run_watch(finder, args.json);
         std::vector<tf::Container> containers;
         {

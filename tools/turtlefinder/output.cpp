@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "output.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <ctime>
 #include <map>
@@ -64,6 +66,10 @@ std::string state_text(const Engine &e) {
     if (!e.error.empty()) text += ": " + printable(e.error);
     return text;
 }
+
+// " user 1000" for an engine a user other than root runs (a rootless
+// engine); "" for root's and for an unknown owner.
+std::string user_text(const Engine &e) { return e.uid > 0 ? fmt::format(" user {}", e.uid) : ""; }
 
 std::string short_id(const std::string &id) {
     // "namespace/id" ids keep their namespace; hex ids are cut like docker ps does.
@@ -143,8 +149,8 @@ private:
 
     void engine(const Engine *e, const std::string &indent, bool last) {
         std::string head =
-            fmt::format("{} {} {} PID {} {} [{}]", painter_.paint(printable(e->type), "1;36"), printable(e->version),
-                        painter_.paint(printable(e->flavor), "2"), e->pid, printable(e->api),
+            fmt::format("{} {} {} PID {}{} {} [{}]", painter_.paint(printable(e->type), "1;36"), printable(e->version),
+                        painter_.paint(printable(e->flavor), "2"), e->pid, user_text(*e), printable(e->api),
                         e->state == Engine::State::online ? painter_.paint("online", "32")
                                                           : painter_.paint(state_text(*e), "1;31"));
         line(indent, (indent.empty() ? "" : (last ? "└─ " : "├─ ")) + head);
@@ -198,6 +204,7 @@ json::object engine_json(const Engine &e, const std::map<const Engine *, std::si
     o["version"] = valid_utf8(e.version);
     o["api"] = valid_utf8(e.api);
     o["pid"] = e.pid;
+    o["uid"] = e.uid >= 0 ? json::value(e.uid) : json::value(nullptr);
     o["plugin"] = valid_utf8(e.plugin);
     o["prefix"] = valid_utf8(e.prefix);
     auto p = e.parent ? index.find(e.parent.get()) : index.end();
@@ -246,8 +253,27 @@ void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const 
     }
 }
 
-void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
+void warn_denied(std::ostream &err, const std::vector<Candidate> &candidates) {
+    std::string hidden;
+    std::size_t n = 0;
     for (const auto &c : candidates) {
+        if (!c.denied) continue;
+        ++n;
+        hidden += fmt::format("{}{} (PID {}{})", hidden.empty() ? "" : ", ", printable(c.process), c.pid,
+                              c.uid >= 0 ? fmt::format(", UID {}", c.uid) : "");
+    }
+    if (n == 0) return;
+    err << fmt::format("turtlefinder: warning: not running as root (UID {0}): other users' file descriptors, "
+                       "sockets and roots cannot be read, so {1} of other users {2} not examined for engines: {3}; "
+                       "shown are the engines of UID {0} and what else is readable\n",
+                       ::geteuid(), n == 1 ? "this process" : fmt::format("these {} processes", n),
+                       n == 1 ? "was" : "were", hidden);
+}
+
+void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
+    warn_denied(err, candidates);
+    for (const auto &c : candidates) {
+        if (c.denied) continue;
         std::string who =
             fmt::format("turtlefinder: warning: {} (PID {}, plugin \"{}\") gave no engine: ", printable(c.process),
                         c.pid, printable(c.plugin));
@@ -328,8 +354,8 @@ void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const En
     }
     if (engines.empty()) out << "no container engines found\n";
     for (const auto &e : engines)
-        out << fmt::format("{}\t{}\t{}\tPID {}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),
-                           printable(e->flavor), e->pid, printable(e->api),
+        out << fmt::format("{}\t{}\t{}\tPID {}{}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),
+                           printable(e->flavor), e->pid, user_text(*e), printable(e->api),
                            e->prefix.empty() ? "(host)" : "in " + printable(e->prefix), state_text(*e));
 }
 
@@ -364,7 +390,7 @@ void print_event(std::ostream &out, const Event &event, bool json) {
     std::string head = utc_time(event.time) + (event.initial ? " initial " : " ") + to_string(event.kind);
     if (engine_event) {
         const Engine &e = *event.engine;
-        out << fmt::format("{} {} {} PID {} {} [{}]", head, printable(e.type), printable(e.api), e.pid,
+        out << fmt::format("{} {} {} PID {}{} {} [{}]", head, printable(e.type), printable(e.api), e.pid, user_text(e),
                            e.prefix.empty() ? "(host)" : "in " + printable(e.prefix), state_text(e))
             << std::endl;
         return;

@@ -36,6 +36,9 @@ std::string engine_key(const Engine &e);
 
 // One line on stderr for each process a detector claimed whose sockets gave no engine.
 void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates);
+// Once, for the claimed processes of other users whose fds could not be read
+// (Candidate::denied): part of warn_candidates, and alone for --watch.
+void warn_denied(std::ostream &err, const std::vector<Candidate> &candidates);
 // The candidates in JSON ({"pid", "process", "plugin", "sockets", "reason"}).
 std::string candidates_json(const std::vector<Candidate> &candidates);
 

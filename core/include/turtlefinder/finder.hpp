@@ -35,6 +35,10 @@ struct Candidate {
     std::string plugin; // the detector that claimed it
     std::vector<CandidateSocket> sockets; // the listening sockets tried, each with its outcome
     std::string reason; // why no engine came of them, in one line
+    // Its fds could not be read (another user's process, turtlefinder not
+    // root): whether it serves an engine is unknown, and it is not probed.
+    bool denied = false;
+    std::int64_t uid = -1; // its owner (real UID) when denied; -1 when unknown
 };
 
 struct PluginStatus {

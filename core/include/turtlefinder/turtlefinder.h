@@ -143,6 +143,10 @@ TFC_PUBLIC const char *tfc_engine_plugin(const tfc_engine *engine);
 TFC_PUBLIC const char *tfc_engine_prefix(const tfc_engine *engine);
 /* The engine whose container holds this one, in the same snapshot; NULL on the host. */
 TFC_PUBLIC const tfc_engine *tfc_engine_parent(const tfc_engine *engine);
+/* Since 1.1. The engine's owner: the real UID of its process as the finder's
+ * user namespace sees it (a rootless engine's user); -1 when unknown or for
+ * NULL. */
+TFC_PUBLIC int64_t tfc_engine_uid(const tfc_engine *engine);
 
 /* ---- engine state (since 1.1) ------------------------------------------------- */
 

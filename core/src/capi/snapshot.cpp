@@ -112,6 +112,7 @@ const char *tfc_engine_api(const tfc_engine *e) { return e != nullptr ? text(e->
 int tfc_engine_pid(const tfc_engine *e) { return e != nullptr ? e->engine->pid : 0; }
 const char *tfc_engine_plugin(const tfc_engine *e) { return e != nullptr ? text(e->engine->plugin) : nullptr; }
 const char *tfc_engine_prefix(const tfc_engine *e) { return e != nullptr ? text(e->engine->prefix) : nullptr; }
+int64_t tfc_engine_uid(const tfc_engine *e) { return e != nullptr ? e->engine->uid : -1; }
 const tfc_engine *tfc_engine_parent(const tfc_engine *e) { return e != nullptr ? e->parent : nullptr; }
 
 tfc_engine_state tfc_engine_get_state(const tfc_engine *e) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "discovery/prober.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -118,8 +120,18 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
 
     for (const auto &[pid, p] : table.processes()) {
         auto plugin = registry_.detector_for(p.name);
-        if (!plugin) continue;
         procfs::ProcessKey key{pid, p.starttime};
+        if (!plugin) {
+            // Another user's activator hides its sockets just the same.
+            if (auto activator = registry_.activator_for(p.name);
+                activator && !probed_.contains(key) && procfs::fds_denied(options_.procfs_root, pid))
+                note_denied(key, p, activator->name());
+            continue;
+        }
+        if (!probed_.contains(key) && procfs::fds_denied(options_.procfs_root, pid)) {
+            note_denied(key, p, plugin->name());
+            continue;
+        }
         auto sockets = listening_sockets_of(options_.procfs_root, p.pid);
         if (std::any_of(sockets.begin(), sockets.end(),
                         [&](const Candidate &s) { return activating.contains(s.socket.inode); }))
@@ -251,6 +263,22 @@ void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &f
                        pending.process.pid, pending.plugin->name());
         found(std::move(f));
     }
+}
+
+void Prober::note_denied(const procfs::ProcessKey &key, const procfs::Process &process, const std::string &plugin) {
+    probed_.insert(key);
+    turtlefinder::Candidate c;
+    c.pid = process.pid;
+    c.process = process.name;
+    c.plugin = plugin;
+    c.denied = true;
+    if (auto uid = procfs::read_uid(options_.procfs_root, process.pid)) c.uid = *uid;
+    c.reason = fmt::format("its file descriptors cannot be read (permission denied): it runs as UID {}, turtlefinder "
+                           "as UID {} without the privilege to read other users' processes",
+                           c.uid, ::geteuid());
+    log().debug("{} (PID {}): {}", process.name, process.pid, c.reason);
+    std::lock_guard lock(candidates_mu_);
+    candidates_[key] = std::move(c);
 }
 
 void Prober::schedule_retry(const procfs::ProcessKey &process, bool found_any) {

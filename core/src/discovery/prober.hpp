@@ -140,6 +140,9 @@ private:
     static std::vector<FoundEngine> activate(Board &board, const ProbeSettings &settings, const ActivationJob &job,
                                              const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
+    // A claimed process whose fds we may not read: listed as a candidate
+    // once (not probed; nothing can be learnt of it).
+    void note_denied(const procfs::ProcessKey &key, const procfs::Process &process, const std::string &plugin);
     // Takes the result of a pending that ended.
     void harvest(Pending &pending, const std::function<void(FoundEngine)> &found);
     // False (and a debug line) when an engine at that API is watched already.
