@@ -325,8 +325,7 @@ private:
         if (svc_.draining) return close();
         state_ = State::reading;
         parser_.emplace();
-        parser_->header_limit(static_cast<std::uint32_t>(svc_.settings.max_header_bytes));
-        parser_->body_limit(0); // read-only: a request has no body
+        limit_parser(*parser_, svc_.settings.max_header_bytes);
         // The whole head must come within the timeout, however it trickles
         // in; on a kept-alive connection the wait for it is the idle timeout.
         stream_.expires_after(first_ ? svc_.settings.header_timeout : svc_.settings.idle_timeout);
@@ -337,12 +336,10 @@ private:
     void on_read(beast::error_code ec) {
         if (state_ == State::closed) return;
         first_ = false;
-        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
-            ec == asio::error::connection_reset)
+        if (ec) {
+            if (auto reply = read_error_reply(ec)) return reply_and_close(*reply);
             return close();
-        if (ec == http::error::header_limit) return reply_and_close(error_reply(431, "request header too large"));
-        if (ec == http::error::body_limit) return reply_and_close(error_reply(413, "a request has no body here"));
-        if (ec) return reply_and_close(error_reply(400, "bad request: " + ec.message()));
+        }
         const Request &req = parser_->get();
         head_ = req.method() == http::verb::head;
         version_ = req.version();
