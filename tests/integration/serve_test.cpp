@@ -521,16 +521,18 @@ TEST_F(Serve, HostileClientsAreCutOffByTheLimitsWhileOthersAreServed) {
         EXPECT_TRUE(closed);
     }
     {
-        // Too many connections: the one over the limit is told 503 and closed.
+        // Too many connections: the one over the limit is told 503 and closed
+        // (a service of its own, whose idle connections outlast the test).
+        Service crowded(*lab_, "crowded", {"--max-connections", "16", "--header-timeout", "60000"});
+        ASSERT_TRUE(tftest::eventually([&] { return crowded.ready(); }, 30s)) << crowded.log();
         std::vector<std::unique_ptr<Raw>> idle;
-        for (int i = 0; i < 16; ++i) idle.push_back(std::make_unique<Raw>(small.socket()));
-        std::this_thread::sleep_for(200ms); // accepted
-        Raw over(small.socket());
+        for (int i = 0; i < 16; ++i) idle.push_back(std::make_unique<Raw>(crowded.socket()));
+        Raw over(crowded.socket());
         bool closed = false;
         EXPECT_NE(over.read_all(&closed).find(" 503 "), std::string::npos);
         EXPECT_TRUE(closed);
         idle.clear();
-        EXPECT_TRUE(tftest::eventually([&] { return small.get("/healthz").status == 200; }, 10s));
+        EXPECT_TRUE(tftest::eventually([&] { return crowded.get("/healthz").status == 200; }, 10s));
     }
     {
         // Too many event stream subscribers: 503 for the third.

@@ -117,6 +117,9 @@ struct Service::Impl {
 
     std::mutex sessions_mu;
     std::map<Session *, std::weak_ptr<Session>> sessions;
+    // Takes event stream clients' states (EventHub::open) off the serving
+    // threads. Last: joined before anything a session uses goes.
+    asio::thread_pool snapshots{1};
 
     Impl(Finder &f, Settings s)
         : finder(f),
@@ -376,18 +379,34 @@ private:
 
     // ---- Server-Sent Events ----
 
+    // The state is taken on the snapshot thread: it waits for a discovery
+    // under way, which must never hold a serving thread.
     void start_events(const Request &req) {
         std::optional<std::string> last;
         if (auto it = req.find("Last-Event-ID"); it != req.end()) last = std::string(it->value());
-        std::weak_ptr<Session> weak = weak_from_this();
-        auto opened = svc_.hub.open(last, [weak] {
-            if (auto self = weak.lock()) self->wake();
+        state_ = State::handling;
+        stream_.expires_never();
+        auto guard = asio::make_work_guard(stream_.get_executor());
+        asio::post(svc_.snapshots, [self = shared_from_this(), last, guard]() mutable {
+            std::weak_ptr<Session> weak = self;
+            auto opened = self->svc_.hub.open(last, [weak] {
+                if (auto s = weak.lock()) s->wake();
+            });
+            asio::post(self->stream_.get_executor(),
+                       [self, opened = std::move(opened), guard = std::move(guard)]() mutable {
+                           self->stream_events(std::move(opened));
+                       });
         });
+    }
+
+    void stream_events(EventHub::Opened opened) {
+        if (opened.accepted) hub_handle_ = opened.handle; // closed with the session
+        if (state_ == State::closed) return;
+        if (svc_.draining) return close();
         if (!opened.accepted) {
             keep_alive_ = false;
             return respond(error_reply(503, "too many event stream subscribers"));
         }
-        hub_handle_ = opened.handle;
         state_ = State::streaming;
         stream_.expires_never(); // bounded by the write stall check and the subscriber's backlog
         out_ = fmt::format("HTTP/1.1 200 OK\r\nServer: turtlefinder/{}\r\nContent-Type: text/event-stream\r\n"
@@ -546,6 +565,7 @@ void Service::run() {
     for (std::int64_t i = 1; i < s.settings.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
     s.ioc.run();
     for (auto &t : threads) t.join();
+    s.snapshots.join();
 }
 
 void Service::stop() {
