@@ -197,31 +197,37 @@ TEST(ServeInProcess, APluginFileDroppedIntoAPluginDirectoryIsLoaded) {
                                         fs::perms::others_read | fs::perms::others_exec);
     tftest::TempDir dir("tf-serve-");
     std::string socket = dir.path() + "/tf.sock";
-    auto options = no_plugins();
-    options.plugin_dirs = {plugins.path()};
-    turtlefinder::Finder finder(options);
-    serve::Settings settings;
-    settings.socket = socket;
-    serve::Service service(finder, settings);
-    std::thread runner([&] { service.run(); });
-    auto loaded = [&] {
-        auto answer = get(socket, "/v1/plugins");
-        auto at = answer.find("\r\n\r\n");
-        if (at == std::string::npos) return false;
-        auto doc = json::parse(answer.substr(at + 4));
-        for (auto &p : doc.at("plugins").as_array())
-            if (p.at("name").as_string() == "moby" && p.at("loaded").as_bool()) return true;
-        return false;
-    };
-    EXPECT_FALSE(loaded());
-    // Copied beside, then renamed in: the directory never holds half a file.
-    fs::copy_file(built, plugins.path() + "/.moby.so.tmp");
-    fs::permissions(plugins.path() + "/.moby.so.tmp",
-                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
-    fs::rename(plugins.path() + "/.moby.so.tmp", plugins.path() + "/moby.so");
-    EXPECT_TRUE(tftest::eventually(loaded, 20s));
-    service.stop();
-    runner.join();
+    // The plugin's library stays mapped (as every loaded plugin's), but no
+    // thread or fd of it or of the service outlives them.
+    tftest::LeakGuard guard;
+    {
+        auto options = no_plugins();
+        options.plugin_dirs = {plugins.path()};
+        turtlefinder::Finder finder(options);
+        serve::Settings settings;
+        settings.socket = socket;
+        serve::Service service(finder, settings);
+        std::thread runner([&] { service.run(); });
+        auto loaded = [&] {
+            auto answer = get(socket, "/v1/plugins");
+            auto at = answer.find("\r\n\r\n");
+            if (at == std::string::npos) return false;
+            auto doc = json::parse(answer.substr(at + 4));
+            for (auto &p : doc.at("plugins").as_array())
+                if (p.at("name").as_string() == "moby" && p.at("loaded").as_bool()) return true;
+            return false;
+        };
+        EXPECT_FALSE(loaded());
+        // Copied beside, then renamed in: the directory never holds half a file.
+        fs::copy_file(built, plugins.path() + "/.moby.so.tmp");
+        fs::permissions(plugins.path() + "/.moby.so.tmp", fs::perms::owner_read | fs::perms::owner_write |
+                                                              fs::perms::group_read | fs::perms::others_read);
+        fs::rename(plugins.path() + "/.moby.so.tmp", plugins.path() + "/moby.so");
+        EXPECT_TRUE(tftest::eventually(loaded, 20s));
+        service.stop();
+        runner.join();
+    }
+    guard.check();
 }
 
 } // namespace
