@@ -105,7 +105,14 @@ struct Service::Impl {
     asio::io_context ioc;
     std::vector<std::unique_ptr<Acceptor>> acceptors;
     std::vector<std::string> endpoints;
-    std::string socket_file; // the unix socket file created (removed at the end)
+    // The unix socket file created: removed at the end, also when a later
+    // listener cannot be opened.
+    struct SocketFile {
+        std::string path;
+        ~SocketFile() {
+            if (!path.empty()) ::unlink(path.c_str());
+        }
+    } socket_file;
     asio::signal_set signals{ioc, SIGTERM, SIGINT};
     std::unique_ptr<asio::posix::stream_descriptor> inotify;
     std::array<char, 4096> inotify_buffer{};
@@ -130,10 +137,6 @@ struct Service::Impl {
         add_routes();
         open_listeners();
         watch_plugin_dirs();
-    }
-
-    ~Impl() {
-        if (!socket_file.empty()) ::unlink(socket_file.c_str());
     }
 
     // THE route table: one line per path.
@@ -203,7 +206,7 @@ struct Service::Impl {
         boost::system::error_code bec;
         acceptor->bind(Protocol::endpoint(asio::local::stream_protocol::endpoint(path)), bec);
         if (bec) throw std::runtime_error(fmt::format("--socket {}: cannot bind: {}", path, bec.message()));
-        socket_file = path;
+        socket_file.path = path;
         if (!settings.socket_group.empty()) {
             struct group *g = ::getgrnam(settings.socket_group.c_str());
             if (g == nullptr)
