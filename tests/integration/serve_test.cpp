@@ -466,6 +466,48 @@ TEST_F(Serve, EventsFollowAContainersLifeInOrderAndResumeWithLastEventId) {
     unknown.stop();
 }
 
+TEST_F(Serve, TheCliWatchesThroughTheService) {
+    service_containers();
+    std::string log = lab_->path("watch-via.log");
+    lab::Process watch(
+        lab::SpawnOptions{{cli(), "--watch", "--json", "--service-socket", service_->socket()}, {}, log, {}});
+    auto lines = [&] {
+        std::vector<json::value> out;
+        std::istringstream in(slurp(log));
+        for (std::string line; std::getline(in, line);) {
+            boost::system::error_code ec;
+            auto v = json::parse(line, ec);
+            if (!ec && v.is_object()) out.push_back(std::move(v));
+        }
+        return out;
+    };
+    // The state first, as the service's stream tells it: our engines among it.
+    ASSERT_TRUE(tftest::eventually(
+        [&] {
+            int ours = 0;
+            for (auto &v : lines())
+                if (v.at("initial").as_bool() && v.at("event").as_string() == "engine-found" &&
+                    mine(std::string(v.at("engine").at("api").as_string())))
+                    ++ours;
+            return ours == 3;
+        },
+        20s))
+        << slurp(log);
+    auto id = dockerd_->run_container({"--name", "watched-via"});
+    EXPECT_TRUE(tftest::eventually(
+        [&] {
+            for (auto &v : lines())
+                if (v.at("event").as_string() == "started" && v.at("container").at("id").as_string() == id) return true;
+            return false;
+        },
+        20s))
+        << slurp(log);
+    int status = watch.stop(10s, SIGTERM);
+    ASSERT_TRUE(WIFEXITED(status)) << status;
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    dockerd_->docker_ok({"rm", "-f", id});
+}
+
 TEST_F(Serve, HostileClientsAreCutOffByTheLimitsWhileOthersAreServed) {
     Service small(*lab_, "small",
                   {"--header-timeout", "1000", "--idle-timeout", "2000", "--max-header-bytes", "2048",
