@@ -513,29 +513,35 @@ private:
 };
 
 void Service::Impl::accept(Acceptor &acceptor) {
-    acceptor.async_accept(asio::make_strand(ioc),
-                          [this, &acceptor](boost::system::error_code ec, Protocol::socket socket) {
-                              if (ec == asio::error::operation_aborted || draining) return;
-                              if (!ec) {
-                                  if (connections >= settings.max_connections) {
-                                      // Told briefly, then closed; never queued.
-                                      auto stream = std::make_shared<Stream>(std::move(socket));
-                                      auto res = std::make_shared<http::response<http::string_body>>(
-                                          make_response(error_reply(503, "too many connections"), 11, false, false));
-                                      stream->expires_after(std::chrono::seconds(1));
-                                      http::async_write(*stream, *res, [stream, res](beast::error_code, std::size_t) {
-                                          boost::system::error_code ignored;
-                                          stream->socket().shutdown(Protocol::socket::shutdown_both, ignored);
-                                          stream->close();
-                                      });
-                                  } else {
-                                      std::make_shared<Session>(*this, std::move(socket))->start();
-                                  }
-                              } else {
-                                  std::cerr << "turtlefinder: serve: accept: " << ec.message() << '\n';
-                              }
-                              accept(acceptor);
-                          });
+    acceptor.async_accept(
+        asio::make_strand(ioc), [this, &acceptor](boost::system::error_code ec, Protocol::socket socket) {
+            if (ec == asio::error::operation_aborted || draining) return;
+            if (!ec) {
+                if (connections >= settings.max_connections) {
+                    // Told briefly, then closed; never queued.
+                    auto stream = std::make_shared<Stream>(std::move(socket));
+                    auto res = std::make_shared<http::response<http::string_body>>(
+                        make_response(error_reply(503, "too many connections"), 11, false, false));
+                    stream->expires_after(std::chrono::seconds(1));
+                    http::async_write(*stream, *res, [stream, res](beast::error_code, std::size_t) {
+                        boost::system::error_code ignored;
+                        stream->socket().shutdown(Protocol::socket::shutdown_both, ignored);
+                        stream->close();
+                    });
+                } else {
+                    std::make_shared<Session>(*this, std::move(socket))->start();
+                }
+            } else {
+                // Out of fds, say: not again at once, in a loop.
+                std::cerr << "turtlefinder: serve: accept: " << ec.message() << '\n';
+                auto pause = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(100));
+                pause->async_wait([this, &acceptor, pause](boost::system::error_code) {
+                    if (!draining) accept(acceptor);
+                });
+                return;
+            }
+            accept(acceptor);
+        });
 }
 
 void Service::Impl::drain() {
