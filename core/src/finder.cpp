@@ -17,11 +17,11 @@ const char *version() { return TF_VERSION; }
 Finder::Impl::Impl(Options o)
     : options(std::move(o)), registry(plugins::Registry::Loading::on_demand), prober(registry, options) {
     plugins::check_plugin_dirs(options.plugin_dirs); // a directory the caller names must be one
-    auto dirs = options.plugin_dirs;
+    plugin_dirs = options.plugin_dirs;
     if (options.default_plugin_dirs)
-        for (auto &d : plugins::default_plugin_dirs()) dirs.push_back(std::move(d));
+        for (auto &d : plugins::default_plugin_dirs()) plugin_dirs.push_back(std::move(d));
     for (const auto *builtin : options.builtin_plugins) registry.add(builtin, {}, options.disabled_plugins);
-    registry.load_directories(dirs, options.disabled_plugins);
+    registry.load_directories(plugin_dirs, options.disabled_plugins);
     registry.warn_unmatched(options.disabled_plugins);
 }
 
@@ -211,6 +211,19 @@ std::size_t Finder::engine_count() {
 std::vector<turtlefinder::Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
 
 std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses_snapshot(); }
+
+// Discoveries look plugins up under discovery_mu, so loading under it races
+// with none of them.
+std::size_t Finder::reload_plugins() {
+    std::lock_guard serial(impl_->discovery_mu);
+    std::size_t before = impl_->registry.plugins().size();
+    impl_->registry.reload_directories(impl_->plugin_dirs, impl_->options.disabled_plugins);
+    std::size_t loaded = impl_->registry.plugins().size() - before;
+    if (loaded > 0) impl_->prober.plugins_changed();
+    return loaded;
+}
+
+std::vector<std::string> Finder::plugin_directories() const { return impl_->plugin_dirs; }
 
 Stats Finder::stats() const {
     Stats s;

@@ -36,6 +36,7 @@ struct Finder::Impl {
     };
 
     Options options;
+    std::vector<std::string> plugin_dirs; // searched in this order
     plugins::Registry registry;
 
     BoundedMutex discovery_mu; // one discovery (scan, prune, probe, watch, query) at a time

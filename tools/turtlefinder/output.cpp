@@ -419,6 +419,7 @@ void print_plugins_json(std::ostream &out, const std::vector<PluginStatus> &plug
                                     {"claims", strings(p.claims)},
                                     {"loaded", p.loaded},
                                     {"builtin", p.builtin},
+                                    {"deferred", p.deferred},
                                     {"reason", valid_utf8(p.reason)}});
     out << json::serialize(json::object{{"schema", json_schema}, {"plugins", std::move(list)}}) << '\n';
 }

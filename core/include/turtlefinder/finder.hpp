@@ -96,6 +96,15 @@ public:
     std::size_t engine_count();
     // Every plugin: loaded, known and not loaded yet (`deferred`), or refused.
     std::vector<PluginStatus> plugins() const;
+    // Reads the plugin directories again: loads the plugin files that
+    // appeared since (the next discovery uses them) and tries refused files
+    // again; loaded plugins stay as they are (a removed file is not
+    // unloaded). Returns the number of plugins newly loaded (one known from
+    // its metadata is listed now and loaded by the discovery that needs it).
+    // Waits for a discovery that runs.
+    std::size_t reload_plugins();
+    // The directories plugins are loaded from, in search order.
+    std::vector<std::string> plugin_directories() const;
     Stats stats() const;
     // Processes a detector claimed whose sockets gave no engine, as of the
     // last discovery.
