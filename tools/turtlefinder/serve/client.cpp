@@ -103,6 +103,7 @@ Engine engine_of(const json::value &v) {
     e.api = str(v, "api");
     e.pid = static_cast<int>(num(v, "pid"));
     e.plugin = str(v, "plugin");
+    if (const auto *uid = v.as_object().if_contains("uid"); uid != nullptr && !uid->is_null()) e.uid = num(v, "uid");
     e.prefix = str(v, "prefix");
     e.state = state_of(str(v, "state"));
     e.error = str(v, "error");
@@ -254,8 +255,9 @@ View parse_view(const std::string &document) {
             candidate.plugin = str(c, "plugin");
             candidate.reason = str(c, "reason");
             if (const auto *s = c.as_object().if_contains("sockets"); s != nullptr && s->is_array())
-                for (const auto &path : s->get_array())
-                    if (path.is_string()) candidate.sockets.emplace_back(path.get_string());
+                for (const auto &socket : s->get_array())
+                    if (socket.is_object())
+                        candidate.sockets.push_back({str(socket, "path"), str(socket, "error"), str(socket, "reason")});
             view.candidates.push_back(std::move(candidate));
         }
     return view;
