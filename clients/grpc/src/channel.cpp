@@ -162,8 +162,12 @@ ProbeFailure probe_failure(const std::string &socket, const ::grpc::Status &stat
     case ::grpc::StatusCode::UNIMPLEMENTED: return {-EPROTO, "a gRPC server without " + what};
     case ::grpc::StatusCode::UNAVAILABLE: {
         int rc = plain_connect(socket);
-        if (rc == 0) return {-EPROTO, "accepts connections but does not answer gRPC" + detail};
-        return {rc, std::string("connect: ") + std::strerror(-rc)};
+        if (rc != 0) return {rc, std::string("connect: ") + std::strerror(-rc)};
+        // gRPC gives up on a peer that accepts and then says nothing (no
+        // SETTINGS frame) with UNAVAILABLE too: that is no answer in time.
+        if (status.error_message().find("timed out") != std::string::npos)
+            return {-ETIMEDOUT, "accepts connections but sends no answer in time" + detail};
+        return {-EPROTO, "accepts connections but does not answer gRPC" + detail};
     }
     default: return {errno_of(status), what + detail};
     }
