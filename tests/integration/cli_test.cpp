@@ -240,7 +240,8 @@ TEST_F(Cli, AFakeEngineIsNamedSocketBySocketAndHidesNothing) {
     EXPECT_TRUE(found["containerd.io"].contains("tfns/t1")) << r.out;
     EXPECT_EQ(found["k8s.io/cri-api"], (std::set<std::string>{pod_id_, cri_container_id_}));
     // On stderr: the process, its PID, each socket and why (the probe timeout is 1000 ms).
-    EXPECT_NE(r.err.find(who + hang + ": timeout: no answer within 1000 ms\n"), std::string::npos) << r.err;
+    // (A loaded machine may stop waiting before the probe gives up: "… (still being probed)".)
+    EXPECT_NE(r.err.find(who + hang + ": timeout: no answer within 1000 ms"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(who + junk + ": not-this-protocol: "), std::string::npos) << r.err;
     // In the JSON: the same, among the candidates.
     const json::object *candidate = nullptr;
