@@ -464,6 +464,10 @@ TEST_F(Faults, ThousandFinderLifecyclesLeakNothing) {
                 for (const auto &p : finder.plugins())
                     std::cout << "[ info ] plugin " << p.file << (p.loaded ? " loaded" : " refused: " + p.reason)
                               << "\n";
+                for (const auto &c : finder.candidates()) { // what an engine process said instead
+                    std::cout << "[ info ] candidate " << c.process << " (PID " << c.pid << "): " << c.reason << "\n";
+                    for (const auto &s : c.sockets) std::cout << "[ info ]   " << s.path << ": " << s.reason << "\n";
+                }
                 std::cout << "[ info ] " << finder.stats().probes << " probes, " << all.size() << " containers\n";
                 break;
             }

@@ -26,8 +26,12 @@ namespace {
     // back: the core's watcher owns retries and backoff.
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // gRPC also takes this as the least time one connection attempt gets for
+    // its handshake: at 100 ms a busy engine's was cut ("connection attempt
+    // timed out before receiving SETTINGS frame") and the engine missed. Not
+    // longer: an attempt outlives its channel until then, holding an fd.
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
     // Subchannels private to this channel, so destroying the channel really
     // closes its connection (no process-wide pool keeps the fd).
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
