@@ -42,7 +42,12 @@ struct Plugin {
                 request.report(path, failure.code, failure.message);
                 continue;
             }
-            engines.push_back(gc::make_containerd_client(request, {path, *version, skip}));
+            try {
+                engines.push_back(gc::make_containerd_client(request, {path, *version, skip}));
+            } catch (const sdk::Error &e) { // e.g. a containerd too busy to answer its identity in time
+                request.report(path, e.code(), e.what());
+                throw;
+            }
             request.report(path, 0, "containerd's API");
             if (auto cri = gc::probe_cri_engine(request, path, "containerd.io")) engines.push_back(std::move(cri));
             break; // one API socket per engine process

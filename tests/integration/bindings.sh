@@ -14,10 +14,10 @@ trap 'rm -rf "$stage"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 unset TURTLEFINDER_PLUGIN_PATH LD_LIBRARY_PATH
 
-read -r prefix bindir libdir < <(meson introspect "$build" --buildoptions | python3 -c '
+read -r prefix bindir libdir datadir < <(meson introspect "$build" --buildoptions | python3 -c '
 import json, sys
 o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
-print(o["prefix"], o["bindir"], o["libdir"])')
+print(o["prefix"], o["bindir"], o["libdir"], o["datadir"])')
 meson install -C "$build" --destdir "$stage/root" --no-rebuild --quiet >/dev/null
 staged=$stage/root$prefix
 lib=$staged/$libdir
@@ -33,6 +33,9 @@ make -s -C "$src/examples/c" OUT="$stage/list-c" CFLAGS=-Werror LDFLAGS="-Wl,-rp
 
 # Every engine's containers, as "API PID PREFIX NAME PID STATE VIEW" lines of ours.
 "$staged/$bindir/turtlefinder" --json --no-service >"$stage/cli.json" || fail "turtlefinder --json failed"
+# ... as the schema the install holds describes it.
+"$src/tests/common/validate-json.py" "$staged/$datadir/turtlefinder/turtlefinder-v1.schema.json" "$stage/cli.json" \
+  || fail "turtlefinder --json does not follow the installed schema"
 python3 - "$stage/cli.json" >"$stage/want" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))

@@ -240,7 +240,8 @@ TEST_F(Cli, AFakeEngineIsNamedSocketBySocketAndHidesNothing) {
     EXPECT_TRUE(found["containerd.io"].contains("tfns/t1")) << r.out;
     EXPECT_EQ(found["k8s.io/cri-api"], (std::set<std::string>{pod_id_, cri_container_id_}));
     // On stderr: the process, its PID, each socket and why (the probe timeout is 1000 ms).
-    EXPECT_NE(r.err.find(who + hang + ": timeout: no answer within 1000 ms\n"), std::string::npos) << r.err;
+    // (A loaded machine may stop waiting before the probe gives up: "… (still being probed)".)
+    EXPECT_NE(r.err.find(who + hang + ": timeout: no answer within 1000 ms"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(who + junk + ": not-this-protocol: "), std::string::npos) << r.err;
     // In the JSON: the same, among the candidates.
     const json::object *candidate = nullptr;
@@ -498,17 +499,30 @@ TEST_F(Cli, OnlineWaitZeroFindsAndActivatesEngines) {
     if (!lab::which("podman") || !lab::which("systemd-socket-activate"))
         TF_SKIP_OR_FAIL("podman or systemd-socket-activate is not installed");
     auto sa = lab::SocketActivate::podman(*lab_, lab_->path("zero/podman.sock"));
-    auto r = lab::run({cli(), "engines", "--json", "--online-wait", "0"}, {}, 60s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(tftest::schema_errors(r.out), "");
+    const std::set<std::string> all{"docker.com", "containerd.io", "k8s.io/cri-api", "podman.io"};
     std::set<std::string> types;
-    auto doc = json::parse(r.out);
-    for (auto &e : doc.at("engines").as_array()) {
-        std::string_view api = e.at("api").as_string();
-        if (api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()) || api.ends_with(sa.socket()))
-            types.insert(std::string(e.at("type").as_string()));
-    }
-    EXPECT_EQ(types, (std::set<std::string>{"docker.com", "containerd.io", "k8s.io/cri-api", "podman.io"})) << r.out;
+    lab::RunResult r;
+    // Each run is one discovery; on a loaded machine an engine may not answer
+    // its probe in time (it is then a candidate with its reason): run again.
+    bool found = tftest::eventually(
+        [&] {
+            r = lab::run({cli(), "engines", "--json", "--online-wait", "0"}, {}, 60s);
+            if (r.exit_code != 0) return true;
+            EXPECT_EQ(tftest::schema_errors(r.out), "");
+            types.clear();
+            auto doc = json::parse(r.out);
+            for (auto &e : doc.at("engines").as_array()) {
+                std::string_view api = e.at("api").as_string();
+                if (api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()) ||
+                    api.ends_with(sa.socket()))
+                    types.insert(std::string(e.at("type").as_string()));
+            }
+            return types == all;
+        },
+        tftest::hang_guard, 100ms);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(found) << r.out;
+    EXPECT_EQ(types, all) << r.out;
 }
 
 // Bad input is an error that names what was wrong, by exact message.

@@ -26,8 +26,12 @@ namespace {
     // back: the core's watcher owns retries and backoff.
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // gRPC also takes this as the least time one connection attempt gets for
+    // its handshake: at 100 ms a busy engine's was cut ("connection attempt
+    // timed out before receiving SETTINGS frame") and the engine missed. Not
+    // longer: an attempt outlives its channel until then, holding an fd.
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
     // Subchannels private to this channel, so destroying the channel really
     // closes its connection (no process-wide pool keeps the fd).
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -162,8 +166,12 @@ ProbeFailure probe_failure(const std::string &socket, const ::grpc::Status &stat
     case ::grpc::StatusCode::UNIMPLEMENTED: return {-EPROTO, "a gRPC server without " + what};
     case ::grpc::StatusCode::UNAVAILABLE: {
         int rc = plain_connect(socket);
-        if (rc == 0) return {-EPROTO, "accepts connections but does not answer gRPC" + detail};
-        return {rc, std::string("connect: ") + std::strerror(-rc)};
+        if (rc != 0) return {rc, std::string("connect: ") + std::strerror(-rc)};
+        // gRPC gives up on a peer that accepts and then says nothing (no
+        // SETTINGS frame) with UNAVAILABLE too: that is no answer in time.
+        if (status.error_message().find("timed out") != std::string::npos)
+            return {-ETIMEDOUT, "accepts connections but sends no answer in time" + detail};
+        return {-EPROTO, "accepts connections but does not answer gRPC" + detail};
     }
     default: return {errno_of(status), what + detail};
     }
