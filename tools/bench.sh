@@ -37,7 +37,7 @@ meson configure "$builddir" -Dtests=true -Dbenchmarks=true >/dev/null
 # the lab's runtime wrapper (not the test suites).
 mapfile -t targets < <(meson introspect "$builddir" --targets | python3 -c '
 import json, os, sys
-wanted = {"turtlefinder", "tf-bench-procfs", "tf-bench-engines", "tf-bench-events", "tf-bench-idle-finder", "tf-lab-runc"}
+wanted = {"turtlefinder", "tf-bench-procfs", "tf-bench-engines", "tf-bench-events", "tf-bench-idle-finder", "tf-bench-serve", "tf-lab-runc"}
 root = os.path.realpath(sys.argv[1])
 for t in json.load(sys.stdin):
     path = os.path.relpath(t["filename"][0], root)
@@ -55,10 +55,14 @@ trap 'rm -rf "$results"' EXIT
 if ((quick)); then
   procfs_args=(--reps 3 --sizes host,1000)
   engines_args=(--reps 3 --stages 10,100 --sizes 1000 --cli-reps 3 --starts 10 --footprint-reps 1 --pairs 20)
+  footprint_reps=1
+  serve_args=(--seconds 10 --reps 3)
   events_args=(--reps 3 --sizes 1000,10000 --calls 10 --starts 5)
 else
+  footprint_reps=3
   procfs_args=(--reps 10)
   engines_args=()
+  serve_args=()
   events_args=()
 fi
 
@@ -69,12 +73,18 @@ echo "bench: figure 1 (process scan)" >&2
 echo "bench: figures 2-5 (engines)" >&2
 unshare --pid --fork --mount-proc \
   "$builddir/tests/bench/tf-bench-engines" --out "$results/engines.jsonl" "${engines_args[@]}" || status=1
+echo "bench: figure 5 on a podman-only host" >&2
+unshare --pid --fork --mount-proc \
+  "$builddir/tests/bench/tf-bench-engines" --podman-host --out "$results/engines.jsonl" \
+  --footprint-reps "$footprint_reps" || status=1
+echo "bench: figure 6 (the node service under load)" >&2
+"$builddir/tests/bench/tf-bench-serve" --out "$results/serve.jsonl" "${serve_args[@]}" || status=1
 # Process events reach listeners in the initial PID namespace only: this
 # one runs in the host's (its Finders load the Docker plugin alone, and
-# figure 7 looks only at the dockerds it starts).
-echo "bench: figures 6-7 (process events)" >&2
+# figure 8 looks only at the dockerds it starts).
+echo "bench: figures 7-8 (process events)" >&2
 "$builddir/tests/bench/tf-bench-events" --out "$results/events.jsonl" "${events_args[@]}" || status=1
 echo "bench: ran in $((SECONDS - start)) s" >&2
 echo
-python3 tests/bench/report.py "$results/procfs.jsonl" "$results/engines.jsonl" "$results/events.jsonl" || status=1
+python3 tests/bench/report.py "$results/procfs.jsonl" "$results/engines.jsonl" "$results/serve.jsonl" "$results/events.jsonl" || status=1
 exit $status

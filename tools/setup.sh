@@ -58,12 +58,16 @@ if [[ $profile == test ]]; then
   packages+=(
     # test libraries, sanitizer and fuzzing builds, benchmarks
     clang lld libgtest-dev libgmock-dev libbenchmark-dev python3 libclang-rt-14-dev
+    # tests/common/validate-json.py: the CLI's JSON against doc/schema
+    python3-jsonschema
     # the format check; the Go example of the C API (cgo)
     clang-format golang-go
     # the packaging test: Debian packages, lintian, the container image
     debhelper dpkg-dev fakeroot lintian
     # what the lab uses besides engines
     busybox-static util-linux iproute2 procps
+    # rootless engines (RootlessKit, newuidmap/newgidmap, user-mode networking)
+    rootlesskit uidmap slirp4netns
   )
   engine_commands=(
     [docker.io]="dockerd docker"

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "installation.hpp"
+#include "log.hpp"
 
 namespace turtlefinder {
 
@@ -194,13 +195,20 @@ FileSettings load_config(const std::string &path, Options &options) {
             auto list = r.strings(key, v);
             o.disabled_plugins = {list.begin(), list.end()};
         } else if (key == "workers") {
-            o.workers = static_cast<unsigned>(r.integer(key, v, 1, 256));
+            // Obsolete: probes and activations run side by side, each bounded by
+            // probe_timeout_ms. Still read (an old file stays valid), never used.
+            r.integer(key, v, 1, 256);
+            log().warn("{}: \"workers\" is obsolete and ignored: probes run side by side, each bounded by "
+                       "probe_timeout_ms",
+                       path);
         } else if (key == "online_wait_ms") {
             o.online_wait = std::chrono::milliseconds(r.integer(key, v, 0, 600000));
         } else if (key == "probe_timeout_ms") {
             o.probe_timeout = std::chrono::milliseconds(r.integer(key, v, 1, 600000));
         } else if (key == "relist_interval_ms") {
             o.relist_interval = std::chrono::milliseconds(r.integer(key, v, 10, 3600000));
+        } else if (key == "health_interval_ms") {
+            o.health_interval = std::chrono::milliseconds(r.integer(key, v, 10, 3600000));
         } else if (key == "log_level") {
             auto level = r.string(key, v);
             if (std::find(log_levels.begin(), log_levels.end(), level) == log_levels.end())
@@ -218,9 +226,12 @@ FileSettings load_config(const std::string &path, Options &options) {
                     o.plugin_settings[std::string(plugin)][std::string(sk)] =
                         r.string(pkey + "." + std::string(sk), sv);
             }
+        } else if (key == "serve") {
+            if (!v.is_object()) r.fail(key, "expected an object of node service settings");
+            settings.serve = json::serialize(v);
         } else {
-            r.fail(key, "unknown key (known: plugin_dirs, disabled_plugins, workers, online_wait_ms, "
-                        "probe_timeout_ms, relist_interval_ms, log_level, procfs_root, plugin_settings)");
+            r.fail(key, "unknown key (known: plugin_dirs, disabled_plugins, online_wait_ms, probe_timeout_ms, "
+                        "relist_interval_ms, health_interval_ms, log_level, procfs_root, plugin_settings, serve)");
         }
     }
     options = std::move(o);

@@ -4,6 +4,7 @@
 #include "finder_impl.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "hierarchy/hierarchy.hpp"
 #include "log.hpp"
@@ -13,13 +14,14 @@ namespace turtlefinder {
 
 const char *version() { return TF_VERSION; }
 
-Finder::Impl::Impl(Options o) : options(std::move(o)), prober(registry, options) {
+Finder::Impl::Impl(Options o)
+    : options(std::move(o)), registry(plugins::Registry::Loading::on_demand), prober(registry, options) {
     plugins::check_plugin_dirs(options.plugin_dirs); // a directory the caller names must be one
-    auto dirs = options.plugin_dirs;
+    plugin_dirs = options.plugin_dirs;
     if (options.default_plugin_dirs)
-        for (auto &d : plugins::default_plugin_dirs()) dirs.push_back(std::move(d));
+        for (auto &d : plugins::default_plugin_dirs()) plugin_dirs.push_back(std::move(d));
     for (const auto *builtin : options.builtin_plugins) registry.add(builtin, {}, options.disabled_plugins);
-    registry.load_directories(dirs, options.disabled_plugins);
+    registry.load_directories(plugin_dirs, options.disabled_plugins);
     registry.warn_unmatched(options.disabled_plugins);
     std::string why_not;
     processes = procfs::track_processes(options.procfs_root, options.process_events, why_not);
@@ -28,6 +30,7 @@ Finder::Impl::Impl(Options o) : options(std::move(o)), prober(registry, options)
 }
 
 Finder::Impl::~Impl() {
+    closing.request_stop(); // a discovery the trigger runs stops waiting
     trigger.reset(); // no discovery starts from here on
     std::vector<std::shared_ptr<Watched>> all;
     {
@@ -40,28 +43,53 @@ Finder::Impl::~Impl() {
     for (auto &w : all) w->watcher.reset();
 }
 
-std::vector<Container> Finder::Impl::containers() {
-    std::lock_guard serial(discovery_mu);
-    return discover();
+std::vector<Container> Finder::Impl::containers(const Bound &bound) {
+    if (!discovery_mu.lock(bound)) return known_containers();
+    std::unique_lock serial(discovery_mu, std::adopt_lock);
+    return discover(bound);
 }
 
-std::vector<Container> Finder::Impl::discover() {
+std::vector<Container> Finder::Impl::discover(const Bound &bound) {
     ++discoveries;
     const auto &table = processes->current();
+    load_needed_plugins(table);
     prune(table);
     // Probes and activations run side by side, each bounded by its own
     // probe timeout (one that hangs is collected by a later discovery);
     // then, within online_wait, the new engines' first syncs, which run
-    // side by side too.
-    prober.start(table, watched_apis());
+    // side by side too. A stopped caller starts none and waits for none.
+    if (!bound.reached()) prober.start(table, watched_apis());
     std::vector<std::shared_ptr<Watched>> fresh;
-    prober.collect([&](discovery::FoundEngine found) { fresh.push_back(start_watch(std::move(found))); });
-    wait_online(fresh, std::chrono::steady_clock::now() + options.online_wait);
+    prober.collect([&](discovery::FoundEngine found) { fresh.push_back(start_watch(std::move(found))); }, bound);
+    wait_online(fresh, std::chrono::steady_clock::now() + options.online_wait, bound);
     publish(fresh);
     auto result = query(table);
     tell_placement();
     for (auto &w : fresh) announce(*w);
     return result;
+}
+
+void Finder::Impl::load_needed_plugins(const procfs::ProcessTable &table) {
+    if (!registry.has_deferred()) return;
+    auto wanted = registry.wanted_process_names();
+    std::set<std::string, std::less<>> running;
+    for (const auto &[pid, p] : table.processes())
+        if (wanted.contains(p.name)) running.insert(p.name);
+    if (!running.empty()) registry.load_for(running);
+}
+
+std::vector<Container> Finder::Impl::known_containers() {
+    std::vector<std::shared_ptr<Watched>> engines;
+    {
+        std::shared_lock lock(mu);
+        engines = watched;
+    }
+    std::vector<Container> out;
+    for (auto &w : engines)
+        // Held for the loop: a temporary shared_ptr would not outlive the range expression.
+        if (const auto view = w->watcher->snapshot())
+            for (const auto &raw : *view) out.push_back(container_of(*w, *raw));
+    return out;
 }
 
 void Finder::Impl::prune(const procfs::ProcessTable &table) {
@@ -101,6 +129,7 @@ auto Finder::Impl::start_watch(discovery::FoundEngine found) -> std::shared_ptr<
     auto w = std::make_shared<Watched>();
     w->engine = std::make_shared<Engine>(found.engine->identity());
     w->engine->pid = found.process.pid;
+    if (auto uid = procfs::read_uid(options.procfs_root, found.process.pid)) w->engine->uid = *uid;
     w->engine->state = Engine::State::syncing;
     w->engine->since = std::chrono::system_clock::now();
     w->process = found.process;
@@ -128,10 +157,11 @@ auto Finder::Impl::start_watch(discovery::FoundEngine found) -> std::shared_ptr<
 }
 
 void Finder::Impl::wait_online(const std::vector<std::shared_ptr<Watched>> &fresh,
-                               std::chrono::steady_clock::time_point deadline) {
+                               std::chrono::steady_clock::time_point deadline, const Bound &bound) {
+    deadline = std::min(deadline, bound.deadline);
     for (auto &w : fresh) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (!w->watcher->wait_ready(std::max(left, std::chrono::milliseconds(0))))
+        if (!w->watcher->wait_ready(std::max(left, std::chrono::milliseconds(0)), bound.stop))
             log().debug("{} engine \"{}\" not synced within online wait", w->engine->type, w->engine->api);
     }
 }
@@ -172,7 +202,11 @@ bool Finder::Impl::alive(const procfs::ProcessKey &key) const {
 Finder::Finder(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 Finder::~Finder() = default;
 
-std::vector<Container> Finder::containers() { return impl_->containers(); }
+std::vector<Container> Finder::containers() { return impl_->containers({}); }
+
+std::vector<Container> Finder::containers(std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
+    return impl_->containers({std::move(stop), deadline});
+}
 
 std::vector<std::shared_ptr<const Engine>> Finder::engines() {
     std::shared_lock lock(impl_->mu);
@@ -186,7 +220,20 @@ std::size_t Finder::engine_count() {
 
 std::vector<turtlefinder::Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
 
-std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
+std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses_snapshot(); }
+
+// Discoveries look plugins up under discovery_mu, so loading under it races
+// with none of them.
+std::size_t Finder::reload_plugins() {
+    std::lock_guard serial(impl_->discovery_mu);
+    std::size_t before = impl_->registry.plugins().size();
+    impl_->registry.reload_directories(impl_->plugin_dirs, impl_->options.disabled_plugins);
+    std::size_t loaded = impl_->registry.plugins().size() - before;
+    if (loaded > 0) impl_->prober.plugins_changed();
+    return loaded;
+}
+
+std::vector<std::string> Finder::plugin_directories() const { return impl_->plugin_dirs; }
 
 Stats Finder::stats() const {
     Stats s;

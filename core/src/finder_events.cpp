@@ -21,8 +21,10 @@ void Finder::Impl::announce(Watched &w) {
     }
     w.told = engine;
     stream.deliver({EventKind::engine_found, engine, {}, {}, false});
-    for (const auto &raw : *w.watcher->snapshot())
-        stream.deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
+    // Held for the loop: the watcher may replace its view meanwhile, and a
+    // temporary shared_ptr would not outlive the range expression.
+    const auto view = w.watcher->snapshot();
+    for (const auto &raw : *view) stream.deliver({EventKind::started, engine, container_of(w, *raw), {}, false});
 }
 
 void Finder::Impl::tell_placement() {
@@ -97,7 +99,7 @@ Container Finder::Impl::container_of(Watched &w, const plugins::ReportedContaine
 }
 
 int Finder::Impl::subscribe(Callback callback, bool with_state) {
-    std::unique_lock<std::mutex> serial;
+    std::unique_lock<BoundedMutex> serial;
     if (with_state) serial = std::unique_lock(discovery_mu); // no discovery moves engines meanwhile
     auto held = stream.hold();
     if (with_state) {
@@ -149,9 +151,11 @@ void Finder::Impl::start_trigger() {
         return !stream.empty();
     };
     hooks.discover = [this](const std::vector<procfs::ProcessKey> &again) {
-        std::lock_guard serial(discovery_mu);
+        Bound bound{closing.get_token()};
+        if (!discovery_mu.lock(bound)) return;
+        std::unique_lock serial(discovery_mu, std::adopt_lock);
         for (const auto &key : again) prober.probe_again(key);
-        discover();
+        discover(bound);
     };
     trigger = std::make_unique<discovery::Trigger>(*processes, std::move(hooks));
 }

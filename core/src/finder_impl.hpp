@@ -12,6 +12,7 @@
 #include <shared_mutex>
 #include <vector>
 
+#include "bound.hpp"
 #include "discovery/prober.hpp"
 #include "discovery/trigger.hpp"
 #include "events/stream.hpp"
@@ -37,9 +38,10 @@ struct Finder::Impl {
     };
 
     Options options;
+    std::vector<std::string> plugin_dirs; // searched in this order
     plugins::Registry registry;
 
-    std::mutex discovery_mu; // one discovery (scan, prune, probe, watch, query) at a time
+    BoundedMutex discovery_mu; // one discovery (scan, prune, probe, watch, query) at a time
     std::unique_ptr<procfs::ProcessTracker> processes; // the process table; current() under discovery_mu
     mutable std::shared_mutex mu; // guards `watched`
     std::vector<std::shared_ptr<Watched>> watched;
@@ -54,6 +56,8 @@ struct Finder::Impl {
     // Watcher threads hold the stream holding nothing else.
     events::Stream stream;
 
+    // Stopped first by ~Impl: a discovery the trigger runs ends its waits.
+    std::stop_source closing;
     // Discoveries on process events while someone subscribed (with events only).
     std::unique_ptr<discovery::Trigger> trigger;
 
@@ -62,10 +66,18 @@ struct Finder::Impl {
     ~Impl();
 
     // One discovery, read top to bottom: scan → prune → probe/activate →
-    // watch → query → stack.
-    std::vector<Container> containers();
+    // watch → query → stack; each wait ends at `bound` too.
+    std::vector<Container> containers(const Bound &bound);
     // The same, discovery_mu held.
-    std::vector<Container> discover();
+    std::vector<Container> discover(const Bound &bound);
+
+    // The watched engines' containers as their views hold them now, without
+    // a discovery (for a caller stopped while another discovery runs).
+    std::vector<Container> known_containers();
+
+    // Loads the plugins known from their metadata that a process in `table`
+    // needs: a host never maps a plugin (and its libraries) it has no use for.
+    void load_needed_plugins(const procfs::ProcessTable &table);
 
     // Drops the engines whose process is gone or whose watch ended.
     void prune(const procfs::ProcessTable &table);
@@ -77,8 +89,8 @@ struct Finder::Impl {
     std::shared_ptr<Watched> start_watch(discovery::FoundEngine found);
 
     // Waits, within this discovery's online wait, for each new engine's first sync.
-    void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh,
-                     std::chrono::steady_clock::time_point deadline);
+    void wait_online(const std::vector<std::shared_ptr<Watched>> &fresh, std::chrono::steady_clock::time_point deadline,
+                     const Bound &bound);
 
     // Adds the new engines to the watched ones (announced once placed).
     void publish(const std::vector<std::shared_ptr<Watched>> &fresh);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The README's embedding example: the plugins loaded, then every container,
+// The README's embedding example: the plugins known, then every container,
 // nested engines included.
 #include <turtlefinder/finder.hpp>
 
@@ -8,9 +8,9 @@
 int main() {
     turtlefinder::Options options;
     options.online_wait = std::chrono::seconds(3); // wait for engines' first sync
-    turtlefinder::Finder finder(options); // loads the installed plugins
+    turtlefinder::Finder finder(options); // knows the installed plugins, loads those a process needs
     for (const auto &p : finder.plugins())
-        std::cout << "plugin " << (p.loaded ? p.name : "REFUSED " + p.reason) << " " << p.file << '\n';
+        std::cout << "plugin " << (p.loaded || p.deferred ? p.name : "REFUSED " + p.reason) << " " << p.file << '\n';
 
     for (const auto &c : finder.containers()) {
         const auto &prefix = c.engine->prefix; // "" on the host, "outer/inner" nested

@@ -2,9 +2,11 @@
 
 // Lists every container libturtlefinder finds, one line each:
 //
-//	ENGINE-API  ENGINE-PID  PREFIX  NAME  PID
+//	ENGINE-API  ENGINE-PID  PREFIX  NAME  PID  ENGINE-STATE  VIEW
 //
-// tab-separated; PREFIX is "-" for containers of engines on the host.
+// tab-separated; PREFIX is "-" for containers of engines on the host;
+// ENGINE-STATE is syncing, online or stale; VIEW is "stale" for a container
+// of a stale engine (its last good view), else "-".
 // cgo and the standard library only; flags from pkg-config (turtlefinder).
 package main
 
@@ -21,9 +23,10 @@ import (
 )
 
 func main() {
-	if C.tfc_api_version()>>16 != C.TFC_API_VERSION_MAJOR {
-		fmt.Fprintf(os.Stderr, "list: libturtlefinder speaks C API %d, this program %d\n",
-			C.tfc_api_version()>>16, C.TFC_API_VERSION_MAJOR)
+	// The engine state accessors came with C API 1.1.
+	if version := C.tfc_api_version(); version>>16 != C.TFC_API_VERSION_MAJOR || version&0xffff < 1 {
+		fmt.Fprintf(os.Stderr, "list: libturtlefinder speaks C API %d.%d, this program needs %d.1\n",
+			version>>16, version&0xffff, C.TFC_API_VERSION_MAJOR)
 		os.Exit(1)
 	}
 	var err C.tfc_error
@@ -48,7 +51,12 @@ func main() {
 		if prefix == "" {
 			prefix = "-"
 		}
-		fmt.Printf("%s\t%d\t%s\t%s\t%d\n", C.GoString(C.tfc_engine_api(e)), C.tfc_engine_pid(e), prefix,
-			C.GoString(C.tfc_container_name(c)), C.tfc_container_pid(c))
+		view := "-"
+		if C.tfc_container_stale(c) != 0 {
+			view = "stale"
+		}
+		fmt.Printf("%s\t%d\t%s\t%s\t%d\t%s\t%s\n", C.GoString(C.tfc_engine_api(e)), C.tfc_engine_pid(e), prefix,
+			C.GoString(C.tfc_container_name(c)), C.tfc_container_pid(c),
+			C.GoString(C.tfc_engine_state_name(C.tfc_engine_get_state(e))), view)
 	}
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <sstream>
 
 namespace {
@@ -140,13 +141,18 @@ struct ExamplePlugin {
                 Exchange x(path, request.timeout, never);
                 x.send("PING");
                 std::string answer = x.line();
-                if (answer.rfind("EXAMPLED ", 0) != 0) continue; // some other protocol: not our API
+                if (answer.rfind("EXAMPLED ", 0) != 0) { // some other protocol: not our API
+                    request.report(path, -EPROTO, "answers PING with something else than EXAMPLED");
+                    continue;
+                }
                 engines.push_back(std::make_unique<ExampledClient>(
                     EngineInfo{"example.org/exampled", "example.org/exampled", "exampled@" + path, answer.substr(9),
                                path, request.pid},
                     request.timeout));
+                request.report(path, 0, "exampled");
             } catch (const Error &e) {
                 log(TF_LOG_DEBUG, path + ": " + e.what());
+                request.report(path, e.code(), e.what()); // why it gave no engine, for the user
             }
         }
         return engines;

@@ -3,6 +3,7 @@
 // but those other clients own) and, when the CRI plugin answers on the same
 // socket, a CRI client too.
 #include <array>
+#include <cerrno>
 #include <set>
 #include <string>
 
@@ -29,14 +30,25 @@ struct Plugin {
             skip = gc::split_list(it->second);
         for (const auto &path : request.api_paths) {
             // The ttrpc socket speaks a different protocol (shims use it).
-            if (gc::socket_name(path).ends_with(".ttrpc")) continue;
-            auto version = gc::probe_containerd(path, request.timeout);
+            if (gc::socket_name(path).ends_with(".ttrpc")) {
+                request.report(path, -EPROTO, "a ttrpc socket (the shims' protocol), not containerd's API");
+                continue;
+            }
+            gc::ProbeFailure failure;
+            auto version = gc::probe_containerd(path, request.timeout, &failure);
             if (!version) {
                 request.log(TF_LOG_DEBUG, "containerd " + std::to_string(request.pid) + ": " + path +
                                               " does not answer containerd's Version; skipped");
+                request.report(path, failure.code, failure.message);
                 continue;
             }
-            engines.push_back(gc::make_containerd_client(request, {path, *version, skip}));
+            try {
+                engines.push_back(gc::make_containerd_client(request, {path, *version, skip}));
+            } catch (const sdk::Error &e) { // e.g. a containerd too busy to answer its identity in time
+                request.report(path, e.code(), e.what());
+                throw;
+            }
+            request.report(path, 0, "containerd's API");
             if (auto cri = gc::probe_cri_engine(request, path, "containerd.io")) engines.push_back(std::move(cri));
             break; // one API socket per engine process
         }

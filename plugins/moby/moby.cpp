@@ -38,6 +38,7 @@ struct Plugin {
                 docker::Ping ping = client->ping();
                 if (ping.is_podman()) {
                     request.log(TF_LOG_DEBUG, "'" + path + "' is podman's API (Libpod-Api-Version), not Docker's");
+                    request.report(path, -EPROTO, "podman's API (Libpod-Api-Version), not Docker's");
                     continue;
                 }
                 docker::VersionInfo version = client->negotiate();
@@ -50,9 +51,11 @@ struct Plugin {
                 ei.api = path;
                 ei.pid = request.pid;
                 engines.push_back(docker::make_docker_engine(std::move(client), std::move(ei)));
+                request.report(path, 0, "Docker API");
                 break; // one dockerd serves one API; its other sockets (metrics, libnetwork) are not it
             } catch (const docker::Error &e) {
                 request.log(TF_LOG_DEBUG, "'" + path + "' is not a Docker API: " + e.what());
+                request.report(path, e.code(), e.what());
             }
         }
         return engines;

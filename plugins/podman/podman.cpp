@@ -232,6 +232,7 @@ struct Plugin {
                 docker::Ping ping = docker::Client(options).ping();
                 if (!ping.is_podman()) {
                     request.log(TF_LOG_DEBUG, "'" + path + "' answers like Docker, not podman (no Libpod-Api-Version)");
+                    request.report(path, -EPROTO, "Docker's API, not podman's (no Libpod-Api-Version)");
                     continue;
                 }
                 sdk::EngineInfo ei;
@@ -245,9 +246,11 @@ struct Plugin {
                 ei.pid = request.pid;
                 options.timeout = std::max<std::chrono::milliseconds>(request.timeout, call_timeout_floor);
                 engines.push_back(std::make_unique<Engine>(std::move(ei), options));
+                request.report(path, 0, "podman's API");
                 break;
             } catch (const docker::Error &e) {
                 request.log(TF_LOG_DEBUG, "'" + path + "' is not podman's API: " + e.what());
+                request.report(path, e.code(), e.what());
             }
         }
         return engines;

@@ -98,8 +98,30 @@ TEST(CApi, MisuseIsAnErrorNotACrash) {
     EXPECT_EQ(tfc_container_label_key(nullptr, 0), nullptr);
     EXPECT_EQ(tfc_engine_api(nullptr), nullptr);
     EXPECT_EQ(tfc_engine_parent(nullptr), nullptr);
+#ifndef TFC_TEST_FROZEN_V1_0
+    EXPECT_EQ(tfc_engine_uid(nullptr), -1);
+#endif
     EXPECT_EQ(tfc_event_get_kind(nullptr), 0);
     EXPECT_EQ(tfc_event_container(nullptr), nullptr);
+#ifndef TFC_TEST_FROZEN_V1_0
+    // Since 1.1: engine state and cancellation.
+    EXPECT_EQ(tfc_engine_get_state(nullptr), 0);
+    EXPECT_EQ(tfc_engine_error(nullptr), nullptr);
+    EXPECT_EQ(tfc_engine_since_ms(nullptr), 0);
+    EXPECT_EQ(tfc_container_stale(nullptr), 0);
+    EXPECT_EQ(tfc_engine_state_name(static_cast<tfc_engine_state>(0)), nullptr);
+    EXPECT_EQ(tfc_engine_state_name(static_cast<tfc_engine_state>(42)), nullptr);
+    EXPECT_STREQ(tfc_engine_state_name(TFC_ENGINE_SYNCING), "syncing");
+    EXPECT_STREQ(tfc_engine_state_name(TFC_ENGINE_ONLINE), "online");
+    EXPECT_STREQ(tfc_engine_state_name(TFC_ENGINE_STALE), "stale");
+    EXPECT_EQ(tfc_finder_snapshot_bounded(nullptr, nullptr, 0, &s, &err), -EINVAL);
+    EXPECT_EQ(s, nullptr);
+    EXPECT_NE(std::strstr(err.message, "NULL finder"), nullptr) << err.message;
+    EXPECT_EQ(tfc_cancel_new(nullptr, &err), -EINVAL);
+    tfc_cancel_request(nullptr);
+    EXPECT_EQ(tfc_cancel_requested(nullptr), 0);
+    tfc_cancel_free(nullptr);
+#endif
 
     // Bad options are named.
     tfc_options o{};
@@ -132,6 +154,19 @@ TEST(CApi, MisuseIsAnErrorNotACrash) {
     ASSERT_GT(handle, 0) << err.message;
     EXPECT_EQ(tfc_unsubscribe(f, handle, &err), 0);
     EXPECT_EQ(tfc_unsubscribe(f, handle, &err), -ENOENT);
+#ifndef TFC_TEST_FROZEN_V1_0
+    EXPECT_EQ(tfc_finder_snapshot_bounded(f, nullptr, 0, nullptr, &err), -EINVAL);
+    {
+        // A requested token: cut short, yet a snapshot to free.
+        tfc_cancel *cancel = nullptr;
+        ASSERT_EQ(tfc_cancel_new(&cancel, &err), 0) << err.message;
+        tfc_cancel_request(cancel);
+        ASSERT_EQ(tfc_finder_snapshot_bounded(f, cancel, 0, &s, &err), 1) << err.message;
+        ASSERT_NE(s, nullptr);
+        tfc_snapshot_free(s);
+        tfc_cancel_free(cancel);
+    }
+#endif
     ASSERT_EQ(tfc_finder_snapshot(f, &s, &err), 0) << err.message;
     EXPECT_EQ(tfc_snapshot_container(s, tfc_snapshot_container_count(s)), nullptr);
     EXPECT_EQ(tfc_snapshot_engine(s, tfc_snapshot_engine_count(s)), nullptr);
@@ -205,12 +240,21 @@ TEST(CApi, SnapshotOfBuiltInEnginesAndACallbackThatUnsubscribesItself) {
             EXPECT_STREQ(tfc_engine_type(e), "example.org/builtin");
             EXPECT_STREQ(tfc_engine_prefix(e), "");
             EXPECT_EQ(tfc_engine_parent(e), nullptr);
+#ifndef TFC_TEST_FROZEN_V1_0
+            EXPECT_EQ(tfc_engine_uid(e), static_cast<int64_t>(::getuid())); // the engines are our children
+#endif
             EXPECT_STREQ(tfc_container_label(c, "built-in"), "yes");
             EXPECT_STREQ(tfc_container_label(c, "turtlefinder/container/prefix"), "");
             ASSERT_EQ(tfc_container_label_count(c), 2u);
             EXPECT_STREQ(tfc_container_label_key(c, 0), "built-in"); // sorted by key
             EXPECT_STREQ(tfc_container_label_value(c, 0), "yes");
             EXPECT_EQ(tfc_container_label_key(c, 2), nullptr);
+#ifndef TFC_TEST_FROZEN_V1_0
+            EXPECT_EQ(tfc_engine_get_state(e), TFC_ENGINE_ONLINE);
+            EXPECT_STREQ(tfc_engine_error(e), "");
+            EXPECT_GT(tfc_engine_since_ms(e), 0);
+            EXPECT_EQ(tfc_container_stale(c), 0);
+#endif
         }
         tfc_finder_free(f);
         // The snapshot owns its data: still readable after the finder is gone.

@@ -4,6 +4,8 @@
 // stderr stays silent), and plugins linked into the host are used like files.
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,10 +15,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <turtlefinder/finder.hpp>
@@ -128,7 +132,8 @@ TEST(Embedding, LogRecordsReachTheCallbackWithTheirNamesAndNotStderr) {
         // The plugins log through the host services their init received.
         EXPECT_TRUE(logs.has("fixture-c", tf::LogLevel::info, "fixture-c initialised"));
         EXPECT_TRUE(logs.has("fixture-c", tf::LogLevel::info, "fixture-c deinit"));
-        EXPECT_TRUE(logs.has("fixture-cpp", tf::LogLevel::info, "fixture-cpp initialised"));
+        // fixture-cpp carries metadata: without a process it claims it is never loaded.
+        EXPECT_FALSE(logs.has_from("fixture-cpp"));
         EXPECT_TRUE(logs.has_from("turtlefinder")); // the core's own lines, e.g. plugins loaded
         tf::log().error("through the callback");
         EXPECT_TRUE(logs.has("turtlefinder", tf::LogLevel::error, "through the callback"));
@@ -140,6 +145,84 @@ TEST(Embedding, LogRecordsReachTheCallbackWithTheirNamesAndNotStderr) {
     EXPECT_EQ(text.find("initialised"), std::string::npos) << text;
     EXPECT_EQ(text.find("through the callback"), std::string::npos) << text;
     EXPECT_NE(text.find("back on stderr"), std::string::npos) << text;
+}
+
+// True when a mapping of this process is the file at `path`.
+bool mapped(const std::string &path) {
+    const std::string real = std::filesystem::canonical(path).string();
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);)
+        if (line.ends_with(" " + real)) return true;
+    return false;
+}
+
+// A process named `name` listening on the unix socket `path`; killed and
+// reaped at scope exit.
+class ListeningProcess {
+public:
+    ListeningProcess(const char *name, const std::string &path) {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(fd, 4) != 0)
+            throw std::runtime_error("cannot listen on " + path);
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::prctl(PR_SET_NAME, name, 0, 0, 0);
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            while (true) ::pause();
+        }
+        ::close(fd);
+        if (pid_ < 0) throw std::runtime_error("fork failed");
+    }
+    ~ListeningProcess() {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    ListeningProcess(const ListeningProcess &) = delete;
+    ListeningProcess &operator=(const ListeningProcess &) = delete;
+
+private:
+    pid_t pid_ = -1;
+};
+
+std::optional<tf::PluginStatus> status_named(const tf::Finder &finder, const std::string &name) {
+    for (auto &s : finder.plugins())
+        if (s.name == name) return s;
+    return std::nullopt;
+}
+
+// A plugin with metadata is listed from it, and dlopen'ed only once a
+// process it claims shows up; then it finds its engine in that discovery.
+TEST(Embedding, APluginIsLoadedOnlyOnceAProcessItClaimsRuns) {
+    TempDir dir;
+    const std::string file = abitest::install(TF_FIXTURE_CPP, dir, "fixture-cpp.so");
+    tf::Options options = fixture_options(dir);
+    options.online_wait = std::chrono::seconds(5);
+    tf::Finder finder(options);
+    finder.containers();
+    auto before = status_named(finder, "fixture-cpp");
+    ASSERT_TRUE(before.has_value());
+    EXPECT_TRUE(before->deferred);
+    EXPECT_FALSE(before->loaded);
+    EXPECT_EQ(before->claims, (std::vector<std::string>{"fixture-cppeng", "fixture-svc", "fixture.sock"}));
+    EXPECT_FALSE(mapped(file));
+    EXPECT_EQ(finder.engine_count(), 0u);
+
+    {
+        ListeningProcess engine("fixture-cppeng", dir / "engine.sock");
+        finder.containers();
+        auto after = status_named(finder, "fixture-cpp");
+        ASSERT_TRUE(after.has_value());
+        EXPECT_TRUE(after->loaded);
+        EXPECT_FALSE(after->deferred);
+        EXPECT_TRUE(mapped(file));
+        auto engines = finder.engines();
+        ASSERT_EQ(engines.size(), 1u);
+        EXPECT_EQ(engines[0]->type, "example.org/fake");
+        EXPECT_EQ(engines[0]->plugin, "fixture-cpp");
+    }
 }
 
 TEST(Embedding, ReplacingTheLogCallbackWaitsForARunningOne) {

@@ -82,7 +82,8 @@ TF_FROZEN(tf_engine_sink, struct_size, 0, 4);
 TF_FROZEN(tf_engine_sink, ctx, 8, 8);
 TF_FROZEN(tf_engine_sink, add, 16, 8);
 
-static_assert(sizeof(tf_probe_request) == 48);
+// v1.0 ended at 48 bytes; 1.1 appended the per-path report.
+static_assert(sizeof(tf_probe_request) == 64);
 TF_FROZEN(tf_probe_request, struct_size, 0, 4);
 TF_FROZEN(tf_probe_request, pid, 4, 4);
 TF_FROZEN(tf_probe_request, process_name, 8, 8);
@@ -91,6 +92,8 @@ TF_FROZEN(tf_probe_request, api_paths, 24, 8);
 TF_FROZEN(tf_probe_request, timeout_ms, 32, 4);
 TF_FROZEN(tf_probe_request, n_settings, 36, 4);
 TF_FROZEN(tf_probe_request, settings, 40, 8);
+TF_FROZEN(tf_probe_request, report_ctx, 48, 8);
+TF_FROZEN(tf_probe_request, report, 56, 8);
 
 static_assert(sizeof(tf_engine_detector) == 24);
 TF_FROZEN(tf_engine_detector, struct_size, 0, 4);

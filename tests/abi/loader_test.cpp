@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -68,12 +69,37 @@ TEST(Loader, PluginBuiltAgainstFrozenV1_0Loads) {
     EXPECT_EQ(p->abi_major(), 1u);
     EXPECT_EQ(p->abi_minor(), 0u);
     ProbeInput in;
-    in.api_paths = {"/run/c-engine.sock"};
+    in.api_paths = {"/run/c-engine.sock", "/run/other.sock"};
+    int reports = 0;
+    in.on_report = [&](const std::string &, int, const std::string &) { ++reports; };
     auto out = p->probe(in);
     ASSERT_EQ(out.engines.size(), 1u);
     std::size_t n = 0;
     EXPECT_TRUE(out.engines[0]->list([&](ReportedContainer &&) { ++n; }).ok());
     EXPECT_EQ(n, 2u);
+    EXPECT_EQ(reports, 0) << "a 1.0 plugin's request has no report member to call";
+}
+
+// A plugin built for 1.1 tells what each path was; the host reads it.
+TEST(Loader, PluginReportsEachPathsOutcome) {
+    Registry r;
+    auto p = load_one(r, TF_FIXTURE_C);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->abi_minor(), static_cast<unsigned>(TF_ABI_VERSION_MINOR));
+    ProbeInput in;
+    in.api_paths = {"/run/c-engine.sock", "/run/other.sock"};
+    std::map<std::string, std::pair<int, std::string>> reports;
+    in.on_report = [&](const std::string &path, int outcome, const std::string &message) {
+        reports[path] = {outcome, message};
+    };
+    auto out = p->probe(in);
+    EXPECT_EQ(out.engines.size(), 1u);
+    EXPECT_EQ(reports, (std::map<std::string, std::pair<int, std::string>>{
+                           {"/run/c-engine.sock", {0, "a c-engine"}},
+                           {"/run/other.sock", {-ECONNREFUSED, "fixture: nothing listens here"}}}));
+    // Without a taker the plugin gets no report function and probes all the same.
+    in.on_report = nullptr;
+    EXPECT_EQ(p->probe(in).engines.size(), 1u);
 }
 
 TEST(Loader, CppFixtureLoadsWithTwoCapabilities) {
@@ -302,10 +328,13 @@ TEST(Loader, BrokenPluginsRefusedOthersLoad) {
         std::string file;
         std::string reason;
     };
+    const std::string minor = std::to_string(TF_ABI_VERSION_MINOR);
     std::vector<Case> cases{
         {TF_BROKEN_NO_ENTRY, "broken-no-entry.so", "no tf_plugin_entry symbol"},
-        {TF_BROKEN_ABI_MAJOR, "broken-abi-major.so", "ABI major version differs: plugin 2.0, host 1.0"},
-        {TF_BROKEN_ABI_MINOR, "broken-abi-minor.so", "ABI minor version too new: plugin 1.1, host 1.0"},
+        {TF_BROKEN_ABI_MAJOR, "broken-abi-major.so",
+         "ABI major version differs: plugin 2." + minor + ", host 1." + minor},
+        {TF_BROKEN_ABI_MINOR, "broken-abi-minor.so",
+         "ABI minor version too new: plugin 1." + std::to_string(TF_ABI_VERSION_MINOR + 1) + ", host 1." + minor},
         {TF_BROKEN_INIT_FAILS, "broken-init-fails.so",
          "init failed: -13 (Permission denied): fixture refuses to start"},
         {TF_BROKEN_DUPLICATE, "zz-duplicate.so", "name \"fixture-c\" already taken by \"" + (dir / "good-c.so") + "\""},

@@ -7,8 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -86,6 +88,30 @@ TEST(SdkTrampolines, ProbeRequestCarriesTheHostLog) {
     EXPECT_EQ(lines[0].second, "from a library");
     sdk::Log{}(TF_LOG_WARN, "dropped"); // no host: nothing, no crash
     EXPECT_EQ(lines.size(), 1u);
+}
+
+// ProbeRequest::report reaches a 1.1 host's report function, and is a no-op
+// with a 1.0 host (whose request ends before it) or none.
+TEST(SdkTrampolines, ProbeReportReachesTheHostOnlyWhenItTakesReports) {
+    std::vector<std::tuple<std::string, int, std::string>> reports;
+    tf_probe_request c{};
+    c.struct_size = sizeof c;
+    c.report_ctx = &reports;
+    c.report = [](void *ctx, const char *path, int32_t outcome, const char *message) {
+        static_cast<std::vector<std::tuple<std::string, int, std::string>> *>(ctx)->emplace_back(path, outcome,
+                                                                                                 message);
+    };
+    sdk::detail::to_request(&c).report("/run/a.sock", -ETIMEDOUT, "no answer");
+    ASSERT_EQ(reports.size(), 1u);
+    EXPECT_EQ(reports[0], std::make_tuple(std::string("/run/a.sock"), -ETIMEDOUT, std::string("no answer")));
+
+    c.struct_size = offsetof(tf_probe_request, report_ctx); // what a 1.0 host hands over
+    sdk::detail::to_request(&c).report("/run/a.sock", -ETIMEDOUT, "dropped");
+    c.struct_size = sizeof c;
+    c.report = nullptr; // a 1.1 host that takes no reports
+    sdk::detail::to_request(&c).report("/run/a.sock", -ETIMEDOUT, "dropped");
+    sdk::ProbeReport{}("/run/a.sock", 0, "dropped");
+    EXPECT_EQ(reports.size(), 1u);
 }
 
 } // namespace

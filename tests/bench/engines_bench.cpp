@@ -10,7 +10,9 @@
 //   4  event latency: start through the engine's API until visible in
 //      containers() and in a subscribe() callback, against the engine's own
 //      event emission (raw /events stream, `ctr events`)
-//   5  footprint: RSS and threads of a watching CLI against an idle Finder
+//   5  footprint: RSS and threads of a watching CLI against an idle Finder;
+//      with --podman-host, instead of all the above: an idle Finder on a host
+//      where only podman runs (no dockerd, no containerd)
 //
 // Run it as PID 1 of its own PID and mount namespace (tools/bench.sh does:
 // `unshare --pid --fork --mount-proc`): a Finder sees only this bench's
@@ -19,7 +21,7 @@
 //
 // usage: tf-bench-engines --out FILE [--reps N] [--stages 10,100,500]
 //                         [--sizes 1000,5000] [--cli-reps N] [--starts N]
-//                         [--footprint-reps N] [--pairs N]
+//                         [--footprint-reps N] [--pairs N] [--podman-host]
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -51,6 +53,7 @@
 #include "bench_common.hpp"
 #include "containerd.hpp"
 #include "cri_admin.hpp"
+#include "podman.hpp"
 #include "procfs/procfs.hpp"
 #include "lab.hpp"
 #include "log.hpp"
@@ -78,6 +81,7 @@ struct Args {
     int starts = 50;
     int footprint_reps = 3;
     int pairs = 60; // per repetition, for the growth with C
+    bool podman_host = false; // only figure 5 on a host where only podman runs
 };
 
 std::vector<std::size_t> parse_list(const std::string &text) {
@@ -111,6 +115,8 @@ Args parse(int argc, char **argv) {
             a.footprint_reps = std::max(1, std::stoi(next()));
         else if (arg == "--pairs")
             a.pairs = std::max(1, std::stoi(next()));
+        else if (arg == "--podman-host")
+            a.podman_host = true;
         else
             throw std::runtime_error("unknown argument " + arg);
     }
@@ -772,13 +778,15 @@ struct FootprintSample {
 // matching `ready`, then samples its RSS for 1 s (the maximum counts: a
 // steady state after the first syncs) and threads; stops it.
 Footprint sample_process(const std::vector<std::string> &args, const std::string &ready, std::size_t ready_lines,
-                         std::vector<std::pair<std::string, double>> *mappings = nullptr) {
+                         std::vector<std::pair<std::string, double>> *mappings = nullptr,
+                         std::string *ready_line = nullptr) {
     std::mutex mu;
     std::size_t seen = 0;
     LineReader child(args, {}, [&](const std::string &line, Clock::time_point) {
         if (line.find(ready) != std::string::npos) {
             std::lock_guard lock(mu);
             ++seen;
+            if (ready_line != nullptr) *ready_line = line;
         }
     });
     auto deadline = Clock::now() + 30s;
@@ -806,6 +814,26 @@ Footprint sample_process(const std::vector<std::string> &args, const std::string
     return peak;
 }
 
+struct FootprintSamples {
+    std::vector<double> rss, file, anon, pss, threads;
+    void add(const Footprint &f) {
+        rss.push_back(f.rss_mb);
+        file.push_back(f.file_mb);
+        anon.push_back(f.anon_mb);
+        pss.push_back(f.pss_mb);
+        threads.push_back(f.threads);
+    }
+};
+
+// The mapped files whose name holds `part` (e.g. "libgrpc"), with their RSS.
+std::string mapped_like(const std::vector<std::pair<std::string, double>> &mappings, const std::string &part) {
+    std::string out;
+    for (const auto &[name, mb] : mappings)
+        if (name.find(part) != std::string::npos)
+            out += fmt::format("{}{} {:.1f} MB", out.empty() ? "" : ", ", name, mb);
+    return out.empty() ? "none" : out;
+}
+
 // Figure 5. Besides the goal row (every plugin, three engines watched), the
 // same measured with only the Docker plugin loaded and only Docker watched,
 // and the split of RSS: what the gRPC plugins' libraries cost is the
@@ -814,33 +842,26 @@ void figure5(Context &cx, std::size_t c) {
     cx.idle->resize(0);
     std::cerr << fmt::format("bench: footprint at C={}\n", c);
     std::string found = fmt::format("\"event\":\"{}\"", tf::to_string(tf::EventKind::engine_found));
-    // Only the Docker plugin: its directory alone (disabling the others
-    // would still map their libraries; see idle_finder.cpp).
+    // Only the Docker plugin: its directory alone.
     const std::vector<std::string> docker_only = {TF_BENCH_IDLE_FINDER, "--plugin-dir", TF_BENCH_MOBY_DIR};
-    struct Samples {
-        std::vector<double> rss, file, anon, pss, threads;
-        void add(const Footprint &f) {
-            rss.push_back(f.rss_mb);
-            file.push_back(f.file_mb);
-            anon.push_back(f.anon_mb);
-            pss.push_back(f.pss_mb);
-            threads.push_back(f.threads);
-        }
-    } all, idle, docker, docker_idle;
-    std::vector<std::pair<std::string, double>> mappings, idle_mappings;
+    FootprintSamples all, idle, docker, docker_idle, host;
+    std::vector<std::pair<std::string, double>> mappings, idle_mappings, host_mappings;
     Footprint f, b;
+    std::string host_ready;
     for (int r = 0; r < cx.args.footprint_reps; ++r) {
         f = sample_process({TF_BENCH_CLI, "--watch", "--json"}, found, 3, &mappings);
         all.add(f);
         b = sample_process({TF_BENCH_IDLE_FINDER}, "ready", 1, &idle_mappings);
         idle.add(b);
+        // Every plugin installed; one discovery loads those this host needs.
+        host.add(sample_process({TF_BENCH_IDLE_FINDER, "--discover"}, "ready", 1, &host_mappings, &host_ready));
         auto watching = docker_only;
         watching.push_back("--discover");
         docker.add(sample_process(watching, "ready", 1));
         docker_idle.add(sample_process(docker_only, "ready", 1));
     }
     std::string param = fmt::format("C={} 3 engines", c);
-    std::string idle_all = "idle Finder, plugins loaded";
+    std::string idle_all = "idle Finder before any discovery (no plugin loaded)";
     cx.rows.push_back({"5 footprint RSS", param, "MB", all.rss, idle.rss, idle_all, "value<10", ""});
     cx.rows.push_back(
         {"5 footprint RSS file-backed", param, "MB", all.file, idle.file, idle_all, "info", "mapped libraries' pages"});
@@ -851,14 +872,16 @@ void figure5(Context &cx, std::size_t c) {
     cx.rows.push_back({"5 footprint threads", param, "threads", all.threads, idle.threads, idle_all, "info", ""});
     std::string docker_param = fmt::format("C={} Docker plugin only, {} Docker", c, cx.population->current().docker);
     cx.rows.push_back({"5 footprint RSS", docker_param, "MB", docker.rss, docker_idle.rss,
-                       "idle Finder, Docker plugin only", "value<10",
+                       "idle Finder, Docker plugin only, before any discovery", "value<10",
                        "a Finder watching Docker in a bench program, without the gRPC plugins"});
     cx.rows.push_back({"5 footprint threads", docker_param, "threads", docker.threads, docker_idle.threads,
-                       "idle Finder, Docker plugin only", "info", ""});
-    cx.rows.push_back({"5 idle Finder RSS", "every plugin vs Docker plugin only", "MB", idle.rss, docker_idle.rss,
-                       "Docker plugin only", "info",
-                       "the difference is what loading the containerd and crio plugins maps: gRPC, protobuf, "
-                       "abseil, OpenSSL"});
+                       "idle Finder, Docker plugin only, before any discovery", "info", ""});
+    cx.rows.push_back({"5 idle Finder RSS", fmt::format("Docker host (dockerd + containerd), C={}", c), "MB", host.rss,
+                       idle.rss, idle_all, "info",
+                       "every plugin installed; one discovery loaded those this host needs (" + host_ready +
+                           "), which watch Docker, containerd and CRI"});
+    cx.notes.push_back(fmt::format("5 idle Finder on the Docker host at C={}: gRPC mapped: {}", c,
+                                   mapped_like(host_mappings, "libgrpc")));
     auto top = [](const std::vector<std::pair<std::string, double>> &m) {
         std::string out;
         for (std::size_t i = 0; i < std::min<std::size_t>(10, m.size()); ++i)
@@ -1081,6 +1104,49 @@ void figure4(Context &cx) {
 
 bool isolated = false; // PID 1's child: in a PID namespace of our own
 
+// Figure 5 on a host where podman runs and nothing else (a namespace of its
+// own): an idle Finder with every plugin installed after one discovery,
+// which should load the podman plugin alone and never map gRPC.
+int podman_host_main(const Args &args) {
+    for (const char *program : {"podman", "conmon", "runc"})
+        if (!lab::which(program)) {
+            std::cerr << "tf-bench-engines: " << program << " is not installed\n";
+            return 77;
+        }
+    lab::Lab lab("bench-podman");
+    std::cerr << "bench: starting podman (system service) alone\n";
+    lab::PodmanService podman(lab, lab.path("podman/podman.sock"));
+    FootprintSamples host, idle;
+    std::vector<std::pair<std::string, double>> mappings;
+    std::string ready;
+    for (int r = 0; r < args.footprint_reps; ++r) {
+        host.add(sample_process({TF_BENCH_IDLE_FINDER, "--discover"}, "ready", 1, &mappings, &ready));
+        idle.add(sample_process({TF_BENCH_IDLE_FINDER}, "ready", 1));
+    }
+    if (ready.find(" 1 engines") == std::string::npos)
+        throw std::runtime_error("the idle Finder on the podman host did not find podman alone: " + ready);
+    std::string baseline = "idle Finder before any discovery (no plugin loaded)";
+    std::vector<tb::Row> rows;
+    rows.push_back({"5 idle Finder RSS", "podman-only host", "MB", host.rss, idle.rss, baseline, "value<6",
+                    "every plugin installed; one discovery loaded " + ready.substr(ready.find(' ') + 1)});
+    rows.push_back({"5 idle Finder RSS file-backed", "podman-only host", "MB", host.file, idle.file, baseline, "info",
+                    "mapped libraries' pages"});
+    rows.push_back({"5 idle Finder RSS anonymous", "podman-only host", "MB", host.anon, idle.anon, baseline, "info",
+                    "heap, stacks, relocated library data"});
+    tb::append_rows(args.out, rows);
+    tb::append_note(args.out, fmt::format("5 idle Finder on the podman-only host: gRPC mapped: {}; largest mappings "
+                                          "(MB): {}",
+                                          mapped_like(mappings, "libgrpc"), [&] {
+                                              std::string out;
+                                              for (std::size_t i = 0; i < std::min<std::size_t>(8, mappings.size());
+                                                   ++i)
+                                                  out += fmt::format("{}{} {:.1f}", i ? ", " : "", mappings[i].first,
+                                                                     mappings[i].second);
+                                              return out;
+                                          }()));
+    return 0;
+}
+
 int bench_main(int argc, char **argv) {
     benchmark::Initialize(&argc, argv);
     Args args = parse(argc, argv);
@@ -1091,6 +1157,7 @@ int bench_main(int argc, char **argv) {
     if (!isolated)
         std::cerr << "tf-bench-engines: not in a PID namespace of its own: other engines on this host are "
                      "found and measured too (tools/bench.sh isolates it)\n";
+    if (args.podman_host) return podman_host_main(args);
     for (const char *program : {"dockerd", "docker", "containerd", "ctr", "runc", "containerd-shim-runc-v2", "gcc"})
         if (!lab::which(program)) {
             std::cerr << "tf-bench-engines: " << program << " is not installed\n";

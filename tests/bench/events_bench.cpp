@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Figures 6-7: the process table kept current by the kernel's process events.
+// Figures 7-8: the process table kept current by the kernel's process events.
 //
 //   6  warm Finder::containers() with nothing changed at P processes, against
 //      one floor scan at the same P (and a Finder scanning on every call);
@@ -12,7 +12,7 @@
 // The kernel sends process events only to listeners in the initial PID
 // namespace, so unlike tf-bench-engines this runs in the host's: a Finder
 // here sees the host's other engines too. It loads the Docker plugin only,
-// and figure 7 looks at its own dockerd only.
+// and figure 8 looks at its own dockerd only.
 //
 // usage: tf-bench-events --out FILE [--reps N] [--sizes 1000,10000]
 //                        [--changes 10,100] [--calls N] [--starts N]
@@ -115,7 +115,7 @@ std::vector<double> to_ms(const std::vector<double> &seconds) {
     return out;
 }
 
-// Figure 6, nothing changed: interleaved Google Benchmark runs.
+// Figure 7, nothing changed: interleaved Google Benchmark runs.
 void nothing_changed(const Args &args, tf::Finder &events, tf::Finder &scanning, tb::IdleProcesses &idle,
                      std::vector<tb::Row> &rows) {
     for (std::size_t target : args.sizes) {
@@ -149,9 +149,9 @@ void nothing_changed(const Args &args, tf::Finder &events, tf::Finder &scanning,
             fmt::format("{} calls, {} rescans (lost events) meanwhile", after.discoveries - before.discoveries,
                         after.process_scans - before.process_scans);
         auto value = to_ms(samples["events"]), floor = to_ms(samples["floor"]), scan = to_ms(samples["scanning"]);
-        rows.push_back({"6 warm containers(), nothing changed", fmt::format("P={}", p), tb::time_unit(), value, floor,
+        rows.push_back({"7 warm containers(), nothing changed", fmt::format("P={}", p), tb::time_unit(), value, floor,
                         "one floor scan", "ratio<=0.02", note});
-        rows.push_back({"6 warm containers(), nothing changed", fmt::format("P={}", p), tb::time_unit(), value, scan,
+        rows.push_back({"7 warm containers(), nothing changed", fmt::format("P={}", p), tb::time_unit(), value, scan,
                         "a Finder scanning on every call", "info", ""});
     }
 }
@@ -192,7 +192,7 @@ private:
     std::vector<pid_t> pids_;
 };
 
-// Figure 6 after K changes: K processes replaced (killed and reaped, then K
+// Figure 7 after K changes: K processes replaced (killed and reaped, then K
 // new ones started) before each timed call, off the clock; a floor scan
 // timed after the same change, alternating, for context.
 void after_changes(const Args &args, tf::Finder &events, tb::IdleProcesses &idle, std::vector<tb::Row> &rows,
@@ -223,7 +223,7 @@ void after_changes(const Args &args, tf::Finder &events, tb::IdleProcesses &idle
             }
             const auto after = events.stats();
             by_k_p[{k, target}] = value;
-            rows.push_back({"6 warm containers() after K changes", fmt::format("K={} P={}", k, p), tb::time_unit(),
+            rows.push_back({"7 warm containers() after K changes", fmt::format("K={} P={}", k, p), tb::time_unit(),
                             value, floor, "one floor scan", "info",
                             fmt::format("K exits + K starts per call; {} rescans (lost events)",
                                         after.process_scans - before.process_scans)});
@@ -232,7 +232,7 @@ void after_changes(const Args &args, tf::Finder &events, tb::IdleProcesses &idle
     if (args.sizes.size() < 2) return;
     for (std::size_t k : args.changes) {
         std::size_t lo = args.sizes.front(), hi = args.sizes.back();
-        rows.push_back({"6 growth with P after K changes", fmt::format("K={} P {}->{}", k, lo, hi), tb::time_unit(),
+        rows.push_back({"7 growth with P after K changes", fmt::format("K={} P {}->{}", k, lo, hi), tb::time_unit(),
                         by_k_p[{k, hi}], by_k_p[{k, lo}], fmt::format("the same at P={}", lo), "ratio<=1.5",
                         "cost grows with K, not with P"});
     }
@@ -270,7 +270,7 @@ double p99(std::vector<double> v) {
     return v[std::min(v.size() - 1, static_cast<std::size_t>(0.99 * static_cast<double>(v.size())))];
 }
 
-// Figure 7: exec → engine_found in a subscribed Finder, against exec → the
+// Figure 8: exec → engine_found in a subscribed Finder, against exec → the
 // engine's first answer; both from just before the lab starts dockerd.
 void new_engine(const Args &args, std::vector<tb::Row> &rows, std::vector<std::string> &notes) {
     lab::Lab lab("evbench");
@@ -328,10 +328,10 @@ void new_engine(const Args &args, std::vector<tb::Row> &rows, std::vector<std::s
     finder.unsubscribe(handle);
     std::vector<double> beyond;
     for (std::size_t i = 0; i < online.size(); ++i) beyond.push_back(online[i] - answered[i]);
-    rows.push_back({"7 new engine exec -> online, subscribed", fmt::format("dockerd, {} starts", args.starts),
+    rows.push_back({"8 new engine exec -> online, subscribed", fmt::format("dockerd, {} starts", args.starts),
                     "ms wall", online, answered, "exec -> the engine's first /_ping answer", "delta<50",
                     "no containers() call: found on process events"});
-    rows.push_back({"7 new engine exec -> online, subscribed",
+    rows.push_back({"8 new engine exec -> online, subscribed",
                     "p99 beyond the first answer",
                     "ms wall",
                     {p99(beyond)},
@@ -339,7 +339,7 @@ void new_engine(const Args &args, std::vector<tb::Row> &rows, std::vector<std::s
                     "",
                     "info",
                     ""});
-    notes.push_back(fmt::format("figure 7: {} discoveries on process events for {} dockerd starts",
+    notes.push_back(fmt::format("figure 8: {} discoveries on process events for {} dockerd starts",
                                 finder.stats().discoveries - discoveries_before, args.starts));
 }
 

@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Footprint baselines (figure 5). Without arguments: a process that links
-// what the CLI links and holds a Finder with every plugin loaded (so their
-// libraries — gRPC, protobuf, Boost — are mapped), but never discovers
-// anything. `--plugin-dir DIR` (repeatable) loads the plugins of DIR only;
-// `--discover` runs one discovery and keeps watching what it found. Prints
-// "ready" once there, then waits for SIGTERM or SIGINT.
-//
-// Loading only some plugins needs other directories, not `disabled_plugins`:
-// a disabled plugin is still loaded to learn its name, and libraries with
-// unique symbols (gRPC's, protobuf's) stay mapped after it is refused.
+// what the CLI links and holds a Finder that knows every plugin but never
+// discovers anything, so it has loaded none (plugins with metadata are
+// loaded once a process they claim runs). `--plugin-dir DIR` (repeatable)
+// knows the plugins of DIR only; `--discover` runs one discovery, which loads
+// the plugins this host needs, and keeps watching what it found. Prints
+// "ready", the plugins loaded and what was found, then waits for SIGTERM or
+// SIGINT.
 #include <signal.h>
 
 #include <iostream>
@@ -37,11 +35,16 @@ int main(int argc, char **argv) {
         }
     }
     turtlefinder::Finder finder(options);
-    std::size_t loaded = 0;
-    for (const auto &p : finder.plugins()) loaded += p.loaded ? 1 : 0;
     std::size_t containers = discover ? finder.containers().size() : 0;
-    std::cout << "ready " << loaded << " plugins, " << finder.engine_count() << " engines, " << containers
-              << " containers" << std::endl;
+    std::size_t loaded = 0;
+    std::string names;
+    for (const auto &p : finder.plugins())
+        if (p.loaded) {
+            ++loaded;
+            names += (names.empty() ? "" : " ") + p.name;
+        }
+    std::cout << "ready " << loaded << " plugins (" << names << "), " << finder.engine_count() << " engines, "
+              << containers << " containers" << std::endl;
     int sig = 0;
     sigwait(&set, &sig);
     return 0;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <fstream>
@@ -29,6 +30,25 @@ NamedProcess::NamedProcess(const char *name) {
 NamedProcess::~NamedProcess() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
+}
+
+std::string schema_errors(const std::string &text) {
+    const char *source = std::getenv("TF_SOURCE_ROOT");
+    if (source == nullptr) return "TF_SOURCE_ROOT is not set (run through meson test)";
+    TempDir dir("tf-schema-");
+    std::string file = dir.path() + "/output.json";
+    std::ofstream(file) << text;
+    std::string root(source);
+    std::string command =
+        root + "/tests/common/validate-json.py " + root + "/doc/schema/turtlefinder-v1.schema.json " + file + " 2>&1";
+    FILE *validator = ::popen(command.c_str(), "r");
+    if (validator == nullptr) return "cannot run " + command;
+    std::string said;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, validator)) > 0;) said.append(buf, n);
+    int status = ::pclose(validator);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+    return said.empty() ? "the validator failed with status " + std::to_string(status) : said;
 }
 
 bool under_ci() {

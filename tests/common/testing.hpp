@@ -63,6 +63,12 @@ int thread_count();
 bool eventually(const std::function<bool()> &condition, std::chrono::milliseconds deadline = std::chrono::seconds(5),
                 std::chrono::milliseconds step = std::chrono::milliseconds(10));
 
+// Checks `text` — one JSON document, or JSON lines as `--watch --json`
+// prints — against the turtlefinder/v1 schema (doc/schema) with
+// tests/common/validate-json.py: "" when every document is valid, else what
+// the validator said (empty text is invalid too).
+std::string schema_errors(const std::string &text);
+
 // A temporary directory, removed with everything below it on destruction.
 class TempDir {
 public:

@@ -36,14 +36,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     try {
         auto settings = turtlefinder::load_config(path, options);
         (void)settings;
-        TF_FUZZ_ASSERT(options.workers >= 1 && options.workers <= 256);
+        TF_FUZZ_ASSERT(options.health_interval.count() >= 10);
         TF_FUZZ_ASSERT(options.online_wait.count() >= 0);
         TF_FUZZ_ASSERT(options.probe_timeout.count() >= 1);
         TF_FUZZ_ASSERT(options.relist_interval.count() >= 10);
     } catch (const std::runtime_error &e) {
         // A bad file changes nothing, and the message names the file.
         TF_FUZZ_ASSERT(std::string(e.what()).starts_with(path));
-        TF_FUZZ_ASSERT(options.workers == defaults.workers);
+        TF_FUZZ_ASSERT(options.health_interval == defaults.health_interval);
         TF_FUZZ_ASSERT(options.plugin_dirs == defaults.plugin_dirs);
         TF_FUZZ_ASSERT(options.plugin_settings == defaults.plugin_settings);
     }

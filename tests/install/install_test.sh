@@ -87,14 +87,22 @@ for so in "${plugins[@]}"; do
   done < <(ldd "$so" | grep 'libtf-' || true)
 done
 
-# Every installed plugin is loaded from the moved copy, none refused.
+# Every installed plugin is listed from the moved copy, none refused. A plugin
+# with metadata is only dlopen'ed once a process it claims runs, so each is
+# also dlopen'ed here, as the dynamic linker resolves it from the moved copy.
 every_plugin_loaded() { # who, output
   local p
   if grep -q 'REFUSED' <<<"$2"; then fail "$1 refused plugins: $2"; fi
   for p in "${plugins[@]}"; do
-    grep -qF "$p" <<<"$2" || fail "$1 did not load $p: $2"
+    grep -qF "$p" <<<"$2" || fail "$1 did not list $p: $2"
   done
 }
+dlopens() { # plugin
+  python3 -c 'import ctypes, os, sys; ctypes.CDLL(sys.argv[1], os.RTLD_NOW)' "$1" 2>&1
+}
+for p in "${plugins[@]}"; do
+  why=$(dlopens "$p") || fail "the moved $p does not load: $why"
+done
 out=$("$cli" plugins 2>&1) || fail "moved CLI failed: $out"
 every_plugin_loaded "moved CLI" "$out"
 out=$("$stage/embed" 2>&1) || fail "embedding example failed: $out"
@@ -116,6 +124,7 @@ out=$("$cli" plugins --plugin-dir "$stage/dropin" 2>&1) || fail "moved CLI faile
 grep -q "^example " <<<"$out" || fail "out-of-tree plugin not loaded from the drop-in directory: $out"
 out=$("$cli" plugins --plugin-dir "$stage/clients" 2>&1) || fail "moved CLI failed: $out"
 # (the drop-in copies come first, so the installed ones of the same name step aside)
+why=
 grep -qxF "    $stage/clients/crio.so" <<<"$out" && ! grep -qF "REFUSED $stage/clients" <<<"$out" \
-  || fail "crio built against the installed clients does not load: $out"
+  && why=$(dlopens "$stage/clients/crio.so") || fail "crio built against the installed clients does not load: $out $why"
 echo "install: ok"

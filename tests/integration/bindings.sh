@@ -14,10 +14,10 @@ trap 'rm -rf "$stage"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 unset TURTLEFINDER_PLUGIN_PATH LD_LIBRARY_PATH
 
-read -r prefix bindir libdir < <(meson introspect "$build" --buildoptions | python3 -c '
+read -r prefix bindir libdir datadir < <(meson introspect "$build" --buildoptions | python3 -c '
 import json, sys
 o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
-print(o["prefix"], o["bindir"], o["libdir"])')
+print(o["prefix"], o["bindir"], o["libdir"], o["datadir"])')
 meson install -C "$build" --destdir "$stage/root" --no-rebuild --quiet >/dev/null
 staged=$stage/root$prefix
 lib=$staged/$libdir
@@ -31,15 +31,19 @@ make -s -C "$src/examples/c" OUT="$stage/list-c" CFLAGS=-Werror LDFLAGS="-Wl,-rp
   CGO_LDFLAGS="-Wl,-rpath,$lib" go build -o "$stage/list-go" .) \
   || fail "examples/go does not build against the install"
 
-# Every engine's containers, as "API PID PREFIX NAME PID" lines of ours.
-"$staged/$bindir/turtlefinder" --json >"$stage/cli.json" || fail "turtlefinder --json failed"
+# Every engine's containers, as "API PID PREFIX NAME PID STATE VIEW" lines of ours.
+"$staged/$bindir/turtlefinder" --json --no-service >"$stage/cli.json" || fail "turtlefinder --json failed"
+# ... as the schema the install holds describes it.
+"$src/tests/common/validate-json.py" "$staged/$datadir/turtlefinder/turtlefinder-v1.schema.json" "$stage/cli.json" \
+  || fail "turtlefinder --json does not follow the installed schema"
 python3 - "$stage/cli.json" >"$stage/want" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 engines = doc["engines"]
 for c in doc["containers"]:
     e = engines[c["engine"]]
-    print(f'{e["api"]}\t{e["pid"]}\t{e["prefix"] or "-"}\t{c["name"]}\t{c["pid"]}')
+    view = "stale" if c["stale"] else "-"
+    print(f'{e["api"]}\t{e["pid"]}\t{e["prefix"] or "-"}\t{c["name"]}\t{c["pid"]}\t{e["state"]}\t{view}')
 PY
 ends_in() { # file, socket: the lines of the engine at socket
   awk -F'\t' -v s="$2" 'substr($1, length($1) - length(s) + 1) == s' "$1"

@@ -267,6 +267,29 @@ TEST_F(Faults, EngineStillStartingWhenFirstSeenIsFoundOnceItListens) {
 
 // --- 2. misbehaving sockets -----------------------------------------------
 
+// What a candidate socket of each misbehaving double is reported as: one
+// that never answers is a timeout. The Docker API client reads garbage as
+// not this protocol; gRPC may just wait for a frame in it until its time is
+// up, and tells a peer that hangs up as a closed stream or, at times, as
+// one that sent nothing in time. One that answers slowly or endlessly is
+// either, as the bytes come in before or after the deadline.
+std::set<std::string> expected_errors(const std::string &process, lab::FakeEngine::Behaviour b) {
+    using B = lab::FakeEngine::Behaviour;
+    const bool grpc = process != "dockerd";
+    switch (b) {
+    case B::hang: return {"timeout"};
+    case B::garbage:
+        return grpc ? std::set<std::string>{"not-this-protocol", "timeout"}
+                    : std::set<std::string>{"not-this-protocol"};
+    case B::close:
+        return grpc ? std::set<std::string>{"not-this-protocol", "closed", "timeout"}
+                    : std::set<std::string>{"not-this-protocol", "closed"};
+    case B::slow:
+    case B::endless: return {"timeout", "not-this-protocol"};
+    }
+    return {};
+}
+
 TEST_F(Faults, BadSocketsNeverStallDiscovery) {
     start_engines();
     using B = lab::FakeEngine::Behaviour;
@@ -307,9 +330,13 @@ TEST_F(Faults, BadSocketsNeverStallDiscovery) {
                 ASSERT_NE(c, candidates.end()) << f->socket() << " is not reported as a candidate";
                 EXPECT_FALSE(c->reason.empty()) << f->socket();
                 EXPECT_FALSE(c->plugin.empty());
-                EXPECT_TRUE(std::any_of(c->sockets.begin(), c->sockets.end(), [&](const std::string &s) {
-                    return s.ends_with(f->socket());
-                })) << f->socket();
+                auto s = std::find_if(c->sockets.begin(), c->sockets.end(),
+                                      [&](const tf::CandidateSocket &s) { return s.path.ends_with(f->socket()); });
+                ASSERT_NE(s, c->sockets.end()) << f->socket();
+                std::cout << "[ info ]   " << f->socket() << ": " << s->reason << "\n";
+                EXPECT_TRUE(expected_errors(c->process, f->behaviour()).contains(s->error))
+                    << f->socket() << ": " << s->reason;
+                EXPECT_TRUE(s->reason.starts_with(s->error + ": ")) << s->reason;
             }
             // Repeated discoveries on the same Finder: the broken processes
             // were examined once; they must not cost anything again.
@@ -435,8 +462,15 @@ TEST_F(Faults, ThousandFinderLifecyclesLeakNothing) {
                 for (const auto &e : finder.engines())
                     std::cout << "[ info ] engine " << e->type << " " << e->api << " (PID " << e->pid << ")\n";
                 for (const auto &p : finder.plugins())
-                    std::cout << "[ info ] plugin " << p.file << (p.loaded ? " loaded" : " refused: " + p.reason)
+                    std::cout << "[ info ] plugin " << p.file
+                              << (p.loaded     ? " loaded"
+                                  : p.deferred ? " not loaded yet"
+                                               : " refused: " + p.reason)
                               << "\n";
+                for (const auto &c : finder.candidates()) { // what an engine process said instead
+                    std::cout << "[ info ] candidate " << c.process << " (PID " << c.pid << "): " << c.reason << "\n";
+                    for (const auto &s : c.sockets) std::cout << "[ info ]   " << s.path << ": " << s.reason << "\n";
+                }
                 std::cout << "[ info ] " << finder.stats().probes << " probes, " << all.size() << " containers\n";
                 break;
             }

@@ -181,6 +181,18 @@ protected:
         dockerd_.reset();
         lab_.reset();
     }
+    // Imports `tag`: busybox plus `source` compiled statically as /dockerd,
+    // its command. Empty when no static program can be built here.
+    std::string import_static_dockerd(const std::string &name, const char *source, const std::string &tag) {
+        std::string rootfs = lab::busybox_rootfs(lab_->mkdir(name + "-root"));
+        std::string src = lab_->write_file(name + ".c", source);
+        auto cc = lab::run({"gcc", "-static", "-O2", "-o", rootfs + "/dockerd", src});
+        if (!cc.ok()) return "cannot build a static program: " + cc.err;
+        auto tar = lab::run({"tar", "-C", rootfs, "-cf", lab_->path(name + ".tar"), "."});
+        if (!tar.ok()) throw std::runtime_error("tar: " + tar.err);
+        dockerd_->docker_ok({"import", "-c", R"(CMD ["/dockerd"])", lab_->path(name + ".tar"), tag});
+        return {};
+    }
     std::unique_ptr<lab::Lab> lab_;
     std::unique_ptr<lab::Dockerd> dockerd_;
 };
@@ -188,13 +200,7 @@ protected:
 TEST_F(Hostile, SymlinksInAContainerNeverLeadTheFinderOutOfItsRoot) {
     const auto test_start = Clock::now();
     // The image: busybox plus the static hostile listener as /dockerd.
-    std::string rootfs = lab::busybox_rootfs(lab_->mkdir("hroot"));
-    std::string src = lab_->write_file("hostile.c", hostile_source);
-    auto cc = lab::run({"gcc", "-static", "-O2", "-o", rootfs + "/dockerd", src});
-    if (!cc.ok()) TF_SKIP_OR_FAIL("cannot build a static program: " + cc.err);
-    auto tar = lab::run({"tar", "-C", rootfs, "-cf", lab_->path("hostile.tar"), "."});
-    ASSERT_TRUE(tar.ok()) << tar.err;
-    dockerd_->docker_ok({"import", "-c", R"(CMD ["/dockerd"])", lab_->path("hostile.tar"), "tf-hostile:1"});
+    if (auto why = import_static_dockerd("hostile", hostile_source, "tf-hostile:1"); !why.empty()) TF_SKIP_OR_FAIL(why);
 
     // Where a symlink followed by the kernel (from the host) would lead.
     const std::string host_dir = lab_->mkdir("h");
@@ -426,13 +432,7 @@ constexpr auto flip_window = 60s;
 
 TEST_F(Hostile, AFlippingDirectoryNeverRedirectsAWatchedEngine) {
     const auto test_start = Clock::now();
-    std::string rootfs = lab::busybox_rootfs(lab_->mkdir("froot"));
-    std::string src = lab_->write_file("flipper.c", flipper_source);
-    auto cc = lab::run({"gcc", "-static", "-O2", "-o", rootfs + "/dockerd", src});
-    if (!cc.ok()) TF_SKIP_OR_FAIL("cannot build a static program: " + cc.err);
-    auto tar = lab::run({"tar", "-C", rootfs, "-cf", lab_->path("flipper.tar"), "."});
-    ASSERT_TRUE(tar.ok()) << tar.err;
-    dockerd_->docker_ok({"import", "-c", R"(CMD ["/dockerd"])", lab_->path("flipper.tar"), "tf-flipper:1"});
+    if (auto why = import_static_dockerd("flipper", flipper_source, "tf-flipper:1"); !why.empty()) TF_SKIP_OR_FAIL(why);
 
     // The trap: where the flipped link leads a path walked from the host.
     const std::string host_dir = lab_->mkdir("trap");

@@ -18,13 +18,23 @@ const char *to_string(FakeEngine::Behaviour behaviour) {
 }
 
 FakeEngine::FakeEngine(const Lab &lab, std::string process_name, Behaviour behaviour, const std::string &socket_name)
-    : socket_(lab.path(socket_name)) {
+    : FakeEngine(lab, std::move(process_name), {{behaviour, socket_name}}) {}
+
+FakeEngine::FakeEngine(const Lab &lab, std::string process_name,
+                       const std::vector<std::pair<Behaviour, std::string>> &sockets)
+    : socket_(lab.path(sockets.at(0).second)), behaviour_(sockets.at(0).first) {
     SpawnOptions so;
-    so.args = {TF_LAB_FAKE_ENGINE, process_name, to_string(behaviour), socket_};
+    so.args = {TF_LAB_FAKE_ENGINE, process_name};
+    for (const auto &[behaviour, name] : sockets) {
+        so.args.push_back(to_string(behaviour));
+        so.args.push_back(lab.path(name));
+    }
     so.log_path = socket_ + ".log";
     process_ = Process(so);
-    if (!wait_listening(process_.pid(), socket_, 10s))
-        throw Error("fake engine '" + process_name + "' did not listen on " + socket_ + ": " + process_.log_tail());
+    for (const auto &[behaviour, name] : sockets)
+        if (!wait_listening(process_.pid(), lab.path(name), 10s))
+            throw Error("fake engine '" + process_name + "' did not listen on " + lab.path(name) + ": " +
+                        process_.log_tail());
 }
 
 int FakeEngine::connections() const {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // TEST DOUBLE: a misbehaving "engine" for tests of timeouts and protocol
-// checks. Usage: tf-lab-fake-engine NAME BEHAVIOUR SOCKET
+// checks. Usage: tf-lab-fake-engine NAME BEHAVIOUR SOCKET [BEHAVIOUR SOCKET...]
 // It renames itself to NAME (what a process scan reads from comm), listens
-// on SOCKET and serves each connection on its own thread as BEHAVIOUR says.
+// on each SOCKET and serves each connection on its own thread as that
+// socket's BEHAVIOUR says.
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -75,28 +77,24 @@ void serve(int fd, const std::string &behaviour) {
     ::close(fd);
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
-    if (argc != 4) {
-        std::fprintf(stderr, "usage: %s NAME garbage|hang|slow|close|endless SOCKET\n", argv[0]);
-        return 2;
-    }
-    ::prctl(PR_SET_NAME, argv[1], 0, 0, 0);
-    std::string behaviour = argv[2];
+int listen_on(const char *path) {
     int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (std::strlen(argv[3]) >= sizeof addr.sun_path) {
-        std::fprintf(stderr, "socket path too long\n");
-        return 2;
+    if (std::strlen(path) >= sizeof addr.sun_path) {
+        std::fprintf(stderr, "socket path too long: %s\n", path);
+        std::exit(2);
     }
-    std::strcpy(addr.sun_path, argv[3]);
-    ::unlink(argv[3]);
+    std::strcpy(addr.sun_path, path);
+    ::unlink(path);
     if (lfd < 0 || ::bind(lfd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(lfd, 64) != 0) {
         std::perror("listen");
-        return 1;
+        std::exit(1);
     }
+    return lfd;
+}
+
+[[noreturn]] void accept_loop(int lfd, std::string behaviour) {
     while (true) {
         int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
@@ -105,4 +103,16 @@ int main(int argc, char **argv) {
         std::fflush(stdout);
         std::thread(serve, fd, behaviour).detach();
     }
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    if (argc < 4 || argc % 2 != 0) {
+        std::fprintf(stderr, "usage: %s NAME garbage|hang|slow|close|endless SOCKET [BEHAVIOUR SOCKET...]\n", argv[0]);
+        return 2;
+    }
+    ::prctl(PR_SET_NAME, argv[1], 0, 0, 0);
+    for (int i = 2; i + 1 < argc; i += 2) std::thread(accept_loop, listen_on(argv[i + 1]), argv[i]).detach();
+    while (true) ::pause();
 }

@@ -36,6 +36,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace turtlefinder::lab {
@@ -230,15 +231,20 @@ public:
     };
     // Starts the double listening on lab.path(socket_name) and waits until it listens.
     FakeEngine(const Lab &lab, std::string process_name, Behaviour behaviour, const std::string &socket_name);
+    // One process listening on several sockets, each behaving its own way.
+    FakeEngine(const Lab &lab, std::string process_name, const std::vector<std::pair<Behaviour, std::string>> &sockets);
     ~FakeEngine() = default; // the Process stops it
 
+    // The (first) socket, and how it behaves.
     const std::string &socket() const noexcept { return socket_; }
+    Behaviour behaviour() const noexcept { return behaviour_; }
     pid_t pid() const noexcept { return process_.pid(); }
     // Connections accepted so far (read from the double's log).
     int connections() const;
 
 private:
     std::string socket_;
+    Behaviour behaviour_;
     Process process_;
 };
 

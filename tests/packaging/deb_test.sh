@@ -39,6 +39,7 @@ $(diff <(echo "$want") <(echo "$got") | grep '^[<>]' | sed 's/^</  missing:/; s/
 }
 expect turtlefinder usr/bin/turtlefinder etc/turtlefinder/turtlefinder.json \
   usr/share/man/man1/turtlefinder.1.gz usr/share/bash-completion/completions/turtlefinder \
+  usr/share/turtlefinder/turtlefinder-v1.schema.json \
   $(printf "$lib/turtlefinder/plugins/%s.so " "${plugins[@]}")
 expect libturtlefinder0 "$lib/libturtlefinder.so.0" "$lib/libturtlefinder.so.0.1.0"
 expect libtf-grpc-client0 "$lib/libtf-grpc-client.so.0" "$lib/libtf-grpc-client.so.0.1.0"
@@ -72,6 +73,10 @@ grep -q REFUSED <<<"$listed" && fail "the extracted CLI refused a plugin:
 $listed"
 "$root/usr/bin/turtlefinder" --version | grep -qx "turtlefinder ${version%%-*}" || fail "wrong --version"
 echo "extracted CLI loads ${#plugins[@]} plugins from the extracted tree"
+# The installed schema is the one of what the extracted CLI prints.
+"$root/usr/bin/turtlefinder" plugins --json --config "$root/etc/turtlefinder/turtlefinder.json" \
+  | "$src/tests/common/validate-json.py" "$root/usr/share/turtlefinder/turtlefinder-v1.schema.json" \
+  || fail "plugins --json does not match the installed schema"
 
 # The -dev packages: the README's embedding example compiles and links against them.
 awk '/<!-- embed-example -->/{f=1;next} f&&/^```cpp/{g=1;next} g&&/^```/{exit} g' "$src/README.md" >"$out/embed.cpp"

@@ -40,17 +40,17 @@ protected:
 };
 
 TEST_F(Config, ReadsEveryKey) {
-    write(R"({"plugin_dirs": ["/a", "/b"], "disabled_plugins": ["crio"], "workers": 7, "online_wait_ms": 1500,
-              "probe_timeout_ms": 300, "relist_interval_ms": 250, "log_level": "debug", "procfs_root": "/host/proc",
+    write(R"({"plugin_dirs": ["/a", "/b"], "disabled_plugins": ["crio"], "online_wait_ms": 1500,
+              "probe_timeout_ms": 300, "relist_interval_ms": 250, "health_interval_ms": 700, "log_level": "debug", "procfs_root": "/host/proc",
               "plugin_settings": {"moby": {"k": "v"}, "containerd": {"skip-namespaces": "moby,x"}}})");
     tf::Options o;
     auto file = tf::load_config(path_, o);
     EXPECT_EQ(o.plugin_dirs, (std::vector<std::string>{"/a", "/b"}));
     EXPECT_EQ(o.disabled_plugins, (std::set<std::string>{"crio"}));
-    EXPECT_EQ(o.workers, 7u);
     EXPECT_EQ(o.online_wait.count(), 1500);
     EXPECT_EQ(o.probe_timeout.count(), 300);
     EXPECT_EQ(o.relist_interval.count(), 250);
+    EXPECT_EQ(o.health_interval.count(), 700);
     EXPECT_EQ(o.plugin_settings["containerd"]["skip-namespaces"], "moby,x");
     EXPECT_EQ(o.plugin_settings["moby"]["k"], "v");
     EXPECT_EQ(file.log_level, "debug");
@@ -63,6 +63,17 @@ TEST_F(Config, TheShippedDefaultFileIsValid) {
     tf::Options o;
     EXPECT_NO_THROW(tf::load_config(std::string(src) + "/config/turtlefinder.json", o));
     EXPECT_EQ(o.online_wait.count(), 2000);
+    EXPECT_EQ(o.health_interval.count(), 5000);
+}
+
+// "workers" no longer means anything: an old file that sets it still loads
+// (a wrong value is still an error).
+TEST_F(Config, ObsoleteWorkersIsReadAndIgnored) {
+    write(R"({"workers": 4, "online_wait_ms": 100})");
+    tf::Options o;
+    EXPECT_NO_THROW(tf::load_config(path_, o));
+    EXPECT_EQ(o.online_wait.count(), 100);
+    EXPECT_NE(error_for(R"({"workers": 0})").find("got 0"), std::string::npos);
 }
 
 TEST_F(Config, UnknownKeyIsNamed) {
@@ -79,9 +90,9 @@ TEST_F(Config, EngineSpecificKeysAreNotTopLevel) {
 }
 
 TEST_F(Config, WrongTypeSaysWhatWasExpected) {
-    auto e = error_for(R"({"workers": "four"})");
-    EXPECT_NE(e.find("\"workers\""), std::string::npos) << e;
-    EXPECT_NE(e.find("expected an integer from 1 to 256"), std::string::npos) << e;
+    auto e = error_for(R"({"health_interval_ms": "four"})");
+    EXPECT_NE(e.find("\"health_interval_ms\""), std::string::npos) << e;
+    EXPECT_NE(e.find("expected an integer from 10 to 3600000"), std::string::npos) << e;
     e = error_for(R"({"plugin_dirs": "/one"})");
     EXPECT_NE(e.find("expected an array of strings"), std::string::npos) << e;
     e = error_for(R"({"plugin_settings": {"moby": {"k": 1}}})");
@@ -120,10 +131,10 @@ TEST_F(Config, ErrorsSayWhereAndWhy) {
 TEST_F(Config, BrokenFilesAreErrorsAndChangeNothing) {
     EXPECT_NE(error_for("{not json").find("not valid JSON"), std::string::npos);
     EXPECT_NE(error_for("[1, 2]").find("expected a JSON object"), std::string::npos);
-    write(R"({"workers": 9, "bogus": true})");
+    write(R"({"health_interval_ms": 9000, "bogus": true})");
     tf::Options o;
     EXPECT_THROW(tf::load_config(path_, o), std::runtime_error);
-    EXPECT_EQ(o.workers, tf::Options{}.workers) << "a bad file must not half-apply";
+    EXPECT_EQ(o.health_interval, tf::Options{}.health_interval) << "a bad file must not half-apply";
     EXPECT_THROW(tf::load_config(dir_ + "/missing.json", o), std::runtime_error);
 }
 

@@ -212,6 +212,37 @@ TEST(ProcfsNspid, Levels) {
     EXPECT_EQ(parse_nspid("NSpid:\t5\t1"), (std::vector<int>{5, 1}));
 }
 
+// The owner of a process: the real UID, first of the Uid line's four.
+TEST(ProcfsUid, RealUidOfTheUidLine) {
+    auto status = [](const std::string &uid_line) {
+        return std::string(status_head) + "PPid:\t1\nTracerPid:\t0\n" + uid_line + "Gid:\t0\t0\t0\t0\n";
+    };
+    EXPECT_EQ(parse_uid(status("Uid:\t1000\t1000\t1000\t1000\n")), 1000u);
+    EXPECT_EQ(parse_uid(status("Uid:\t0\t0\t0\t0\n")), 0u);
+    EXPECT_EQ(parse_uid(status("Uid:\t100999\t0\t0\t0\n")), 100999u); // real, not effective
+    EXPECT_EQ(parse_uid(status("Uid:\t4294967294\t1\t1\t1\n")), 4294967294u);
+    EXPECT_FALSE(parse_uid(status(""))); // no Uid line
+    EXPECT_FALSE(parse_uid(status("Uid:\n")));
+    EXPECT_FALSE(parse_uid(status("Uid:\t-1\t0\t0\t0\n")));
+    EXPECT_FALSE(parse_uid(status("Uid:\tx\t0\t0\t0\n")));
+    EXPECT_FALSE(parse_uid("Uid:\t5\t5\t5\t5\n")); // a line, but not one of a status file
+    EXPECT_FALSE(parse_uid(""));
+    // Last line without a newline.
+    EXPECT_EQ(parse_uid("Name:\tx\nUid:\t7"), 7u);
+}
+
+TEST(ProcfsUid, FromFixture) {
+    tftest::LeakGuard leaks;
+    ProcFixture proc;
+    proc.write("50/status", std::string(status_head) + "Uid:\t1000\t1000\t1000\t1000\n");
+    proc.write("51/status", std::string(status_head));
+    EXPECT_EQ(read_uid(proc.root(), 50), 1000u);
+    EXPECT_FALSE(read_uid(proc.root(), 51));
+    EXPECT_FALSE(read_uid(proc.root(), 52));
+    EXPECT_FALSE(read_uid(proc.root(), 0));
+    leaks.check();
+}
+
 TEST(ProcfsNspid, FromFixture) {
     tftest::LeakGuard leaks;
     ProcFixture proc;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "output.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <ctime>
 #include <map>
@@ -64,6 +66,10 @@ std::string state_text(const Engine &e) {
     if (!e.error.empty()) text += ": " + printable(e.error);
     return text;
 }
+
+// " user 1000" for an engine a user other than root runs (a rootless
+// engine); "" for root's and for an unknown owner.
+std::string user_text(const Engine &e) { return e.uid > 0 ? fmt::format(" user {}", e.uid) : ""; }
 
 std::string short_id(const std::string &id) {
     // "namespace/id" ids keep their namespace; hex ids are cut like docker ps does.
@@ -143,8 +149,8 @@ private:
 
     void engine(const Engine *e, const std::string &indent, bool last) {
         std::string head =
-            fmt::format("{} {} {} PID {} {} [{}]", painter_.paint(printable(e->type), "1;36"), printable(e->version),
-                        painter_.paint(printable(e->flavor), "2"), e->pid, printable(e->api),
+            fmt::format("{} {} {} PID {}{} {} [{}]", painter_.paint(printable(e->type), "1;36"), printable(e->version),
+                        painter_.paint(printable(e->flavor), "2"), e->pid, user_text(*e), printable(e->api),
                         e->state == Engine::State::online ? painter_.paint("online", "32")
                                                           : painter_.paint(state_text(*e), "1;31"));
         line(indent, (indent.empty() ? "" : (last ? "└─ " : "├─ ")) + head);
@@ -198,6 +204,7 @@ json::object engine_json(const Engine &e, const std::map<const Engine *, std::si
     o["version"] = valid_utf8(e.version);
     o["api"] = valid_utf8(e.api);
     o["pid"] = e.pid;
+    o["uid"] = e.uid >= 0 ? json::value(e.uid) : json::value(nullptr);
     o["plugin"] = valid_utf8(e.plugin);
     o["prefix"] = valid_utf8(e.prefix);
     auto p = e.parent ? index.find(e.parent.get()) : index.end();
@@ -246,13 +253,39 @@ void warn_not_online(std::ostream &err, const std::vector<std::shared_ptr<const 
     }
 }
 
-void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
+void warn_denied(std::ostream &err, const std::vector<Candidate> &candidates) {
+    std::string hidden;
+    std::size_t n = 0;
     for (const auto &c : candidates) {
+        if (!c.denied) continue;
+        ++n;
+        hidden += fmt::format("{}{} (PID {}{})", hidden.empty() ? "" : ", ", printable(c.process), c.pid,
+                              c.uid >= 0 ? fmt::format(", UID {}", c.uid) : "");
+    }
+    if (n == 0) return;
+    err << fmt::format("turtlefinder: warning: not running as root (UID {0}): other users' file descriptors, "
+                       "sockets and roots cannot be read, so {1} of other users {2} not examined for engines: {3}; "
+                       "shown are the engines of UID {0} and what else is readable\n",
+                       ::geteuid(), n == 1 ? "this process" : fmt::format("these {} processes", n),
+                       n == 1 ? "was" : "were", hidden);
+}
+
+void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates) {
+    warn_denied(err, candidates);
+    for (const auto &c : candidates) {
+        if (c.denied) continue;
+        std::string who =
+            fmt::format("turtlefinder: warning: {} (PID {}, plugin \"{}\") gave no engine: ", printable(c.process),
+                        c.pid, printable(c.plugin));
+        bool told = std::any_of(c.sockets.begin(), c.sockets.end(), [](auto &s) { return s.error != "unknown"; });
+        if (told) { // one line per socket, with what it said
+            for (const auto &s : c.sockets)
+                err << who << "socket " << printable(s.path) << ": " << printable(s.reason) << '\n';
+            continue;
+        }
         std::string sockets;
-        for (const auto &s : c.sockets) sockets += (sockets.empty() ? "" : ", ") + printable(s);
-        err << fmt::format("turtlefinder: warning: {} (PID {}) claimed by plugin \"{}\" gave no engine: {}{}\n",
-                           printable(c.process), c.pid, printable(c.plugin), printable(c.reason),
-                           sockets.empty() ? "" : " (sockets tried: " + sockets + ")");
+        for (const auto &s : c.sockets) sockets += (sockets.empty() ? "" : ", ") + printable(s.path);
+        err << who << printable(c.reason) << (sockets.empty() ? "" : " (sockets tried: " + sockets + ")") << '\n';
     }
 }
 
@@ -266,7 +299,9 @@ json::array candidates_array(const std::vector<Candidate> &candidates) {
         o["process"] = valid_utf8(c.process);
         o["plugin"] = valid_utf8(c.plugin);
         json::array sockets;
-        for (const auto &s : c.sockets) sockets.push_back(json::value(valid_utf8(s)));
+        for (const auto &s : c.sockets)
+            sockets.push_back(json::object{
+                {"path", valid_utf8(s.path)}, {"error", valid_utf8(s.error)}, {"reason", valid_utf8(s.reason)}});
         o["sockets"] = std::move(sockets);
         o["reason"] = valid_utf8(c.reason);
         out.push_back(std::move(o));
@@ -312,13 +347,15 @@ void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const En
         out << json::serialize(doc) << '\n';
         return;
     }
-    for (const auto &c : candidates)
+    for (const auto &c : candidates) {
         out << fmt::format("no engine\t{}\tPID {}\tplugin {}\t{}\n", printable(c.process), c.pid, printable(c.plugin),
                            printable(c.reason));
+        for (const auto &s : c.sockets) out << fmt::format("\tsocket {}\t{}\n", printable(s.path), printable(s.reason));
+    }
     if (engines.empty()) out << "no container engines found\n";
     for (const auto &e : engines)
-        out << fmt::format("{}\t{}\t{}\tPID {}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),
-                           printable(e->flavor), e->pid, printable(e->api),
+        out << fmt::format("{}\t{}\t{}\tPID {}{}\t{}\t{}\t{}\n", printable(e->type), printable(e->version),
+                           printable(e->flavor), e->pid, user_text(*e), printable(e->api),
                            e->prefix.empty() ? "(host)" : "in " + printable(e->prefix), state_text(*e));
 }
 
@@ -353,7 +390,7 @@ void print_event(std::ostream &out, const Event &event, bool json) {
     std::string head = utc_time(event.time) + (event.initial ? " initial " : " ") + to_string(event.kind);
     if (engine_event) {
         const Engine &e = *event.engine;
-        out << fmt::format("{} {} {} PID {} {} [{}]", head, printable(e.type), printable(e.api), e.pid,
+        out << fmt::format("{} {} {} PID {}{} {} [{}]", head, printable(e.type), printable(e.api), e.pid, user_text(e),
                            e.prefix.empty() ? "(host)" : "in " + printable(e.prefix), state_text(e))
             << std::endl;
         return;
@@ -364,6 +401,39 @@ void print_event(std::ostream &out, const Event &event, bool json) {
                        event.engine ? printable(event.engine->api) : "",
                        event.engine && !event.engine->prefix.empty() ? " in " + printable(event.engine->prefix) : "")
         << std::endl;
+}
+
+void print_plugins_json(std::ostream &out, const std::vector<PluginStatus> &plugins) {
+    auto strings = [](const std::vector<std::string> &in) {
+        json::array a;
+        for (const auto &s : in) a.push_back(json::value(valid_utf8(s)));
+        return a;
+    };
+    json::array list;
+    for (const auto &p : plugins)
+        list.push_back(json::object{{"file", valid_utf8(p.file)},
+                                    {"name", valid_utf8(p.name)},
+                                    {"version", valid_utf8(p.version)},
+                                    {"description", valid_utf8(p.description)},
+                                    {"kinds", strings(p.kinds)},
+                                    {"claims", strings(p.claims)},
+                                    {"loaded", p.loaded},
+                                    {"builtin", p.builtin},
+                                    {"deferred", p.deferred},
+                                    {"reason", valid_utf8(p.reason)}});
+    out << json::serialize(json::object{{"schema", json_schema}, {"plugins", std::move(list)}}) << '\n';
+}
+
+void print_sockets_json(std::ostream &out, const std::vector<ProcessSockets> &processes) {
+    json::array list;
+    for (const auto &p : processes) {
+        json::array sockets;
+        for (const auto &s : p.sockets)
+            sockets.push_back(
+                json::object{{"inode", s.inode}, {"path", valid_utf8(s.path)}, {"reachable", valid_utf8(s.reachable)}});
+        list.push_back(json::object{{"pid", p.pid}, {"name", valid_utf8(p.name)}, {"sockets", std::move(sockets)}});
+    }
+    out << json::serialize(json::object{{"schema", json_schema}, {"processes", std::move(list)}}) << '\n';
 }
 
 } // namespace turtlefinder::cli

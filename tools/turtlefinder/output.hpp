@@ -36,6 +36,9 @@ std::string engine_key(const Engine &e);
 
 // One line on stderr for each process a detector claimed whose sockets gave no engine.
 void warn_candidates(std::ostream &err, const std::vector<Candidate> &candidates);
+// Once, for the claimed processes of other users whose fds could not be read
+// (Candidate::denied): part of warn_candidates, and alone for --watch.
+void warn_denied(std::ostream &err, const std::vector<Candidate> &candidates);
 // The candidates in JSON ({"pid", "process", "plugin", "sockets", "reason"}).
 std::string candidates_json(const std::vector<Candidate> &candidates);
 
@@ -46,5 +49,9 @@ void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engin
 void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json,
                    const std::vector<Candidate> &candidates = {});
 void print_event(std::ostream &out, const Event &event, bool json);
+// `plugins --json`: {"schema", "plugins": [PluginStatus as an object]}.
+void print_plugins_json(std::ostream &out, const std::vector<PluginStatus> &plugins);
+// `sockets --json`: {"schema", "processes": [{"pid", "name", "sockets": [{"inode", "path", "reachable"}]}]}.
+void print_sockets_json(std::ostream &out, const std::vector<ProcessSockets> &processes);
 
 } // namespace turtlefinder::cli

@@ -2,10 +2,12 @@
 #include <turtlefinder/clients/grpc/channel.hpp>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include <grpcpp/create_channel.h>
@@ -24,8 +26,12 @@ namespace {
     // back: the core's watcher owns retries and backoff.
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // gRPC also takes this as the least time one connection attempt gets for
+    // its handshake: at 100 ms a busy engine's was cut ("connection attempt
+    // timed out before receiving SETTINGS frame") and the engine missed. Not
+    // longer: an attempt outlives its channel until then, holding an fd.
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
     // Subchannels private to this channel, so destroying the channel really
     // closes its connection (no process-wide pool keeps the fd).
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -131,6 +137,43 @@ void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout, cons
             std::chrono::system_clock::now() + pause >= deadline)
             return status;
         std::this_thread::sleep_for(pause);
+    }
+}
+
+namespace {
+
+// 0 if a plain connect to `socket` succeeds (or its backlog is full: someone
+// listens), else the negative errno of the failure.
+int plain_connect(const std::string &socket) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket.size() >= sizeof addr.sun_path) return 0; // cannot tell: take it as listening
+    std::memcpy(addr.sun_path, socket.c_str(), socket.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int rc = ::connect(fd, reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
+    int err = rc == 0 ? 0 : errno;
+    ::close(fd);
+    return err == 0 || err == EAGAIN || err == EINPROGRESS ? 0 : -err;
+}
+
+} // namespace
+
+ProbeFailure probe_failure(const std::string &socket, const ::grpc::Status &status, const std::string &what) {
+    const std::string detail = status.error_message().empty() ? "" : " (" + status.error_message() + ")";
+    switch (status.error_code()) {
+    case ::grpc::StatusCode::DEADLINE_EXCEEDED: return {-ETIMEDOUT, what + ": no answer in time"};
+    case ::grpc::StatusCode::UNIMPLEMENTED: return {-EPROTO, "a gRPC server without " + what};
+    case ::grpc::StatusCode::UNAVAILABLE: {
+        int rc = plain_connect(socket);
+        if (rc != 0) return {rc, std::string("connect: ") + std::strerror(-rc)};
+        // gRPC gives up on a peer that accepts and then says nothing (no
+        // SETTINGS frame) with UNAVAILABLE too: that is no answer in time.
+        if (status.error_message().find("timed out") != std::string::npos)
+            return {-ETIMEDOUT, "accepts connections but sends no answer in time" + detail};
+        return {-EPROTO, "accepts connections but does not answer gRPC" + detail};
+    }
+    default: return {errno_of(status), what + detail};
     }
 }
 

@@ -51,12 +51,16 @@ std::set<std::string> split_list(const std::string &text) {
     return items;
 }
 
-std::optional<std::string> probe_containerd(const std::string &socket, std::chrono::milliseconds timeout) {
+std::optional<std::string> probe_containerd(const std::string &socket, std::chrono::milliseconds timeout,
+                                            ProbeFailure *failure) {
     cd_version::VersionResponse response;
     auto status = probe_call(socket, timeout, [&](UnixChannel &channel, ::grpc::ClientContext &ctx) {
         return cd_version::Version::NewStub(channel.get())->Version(&ctx, ::google::protobuf::Empty{}, &response);
     });
-    if (!status.ok()) return std::nullopt;
+    if (!status.ok()) {
+        if (failure != nullptr) *failure = probe_failure(socket, status, "containerd's Version service");
+        return std::nullopt;
+    }
     return response.version();
 }
 

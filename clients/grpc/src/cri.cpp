@@ -16,14 +16,18 @@ namespace turtlefinder::clients::grpc {
 
 namespace cri = ::runtime::v1;
 
-std::optional<CriVersion> probe_cri(const std::string &socket, std::chrono::milliseconds timeout) {
+std::optional<CriVersion> probe_cri(const std::string &socket, std::chrono::milliseconds timeout,
+                                    ProbeFailure *failure) {
     cri::VersionRequest request;
     request.set_version("v1");
     cri::VersionResponse response;
     auto status = probe_call(socket, timeout, [&](UnixChannel &channel, ::grpc::ClientContext &ctx) {
         return cri::RuntimeService::NewStub(channel.get())->Version(&ctx, request, &response);
     });
-    if (!status.ok()) return std::nullopt;
+    if (!status.ok()) {
+        if (failure != nullptr) *failure = probe_failure(socket, status, "the CRI's runtime.v1 Version service");
+        return std::nullopt;
+    }
     return CriVersion{response.runtime_name(), response.runtime_version(), response.runtime_api_version()};
 }
 
@@ -258,8 +262,8 @@ std::unique_ptr<sdk::EngineClient> make_cri_client(const sdk::ProbeRequest &requ
 }
 
 std::unique_ptr<sdk::EngineClient> probe_cri_engine(const sdk::ProbeRequest &request, const std::string &socket,
-                                                    std::string flavor) {
-    auto version = probe_cri(socket, request.timeout);
+                                                    std::string flavor, ProbeFailure *failure) {
+    auto version = probe_cri(socket, request.timeout, failure);
     if (!version) return nullptr;
     return make_cri_client(request, {socket, std::move(flavor), std::move(*version)});
 }

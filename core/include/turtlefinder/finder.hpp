@@ -2,9 +2,11 @@
 // The public entry point for host applications.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stop_token>
 #include <vector>
 
 #include <turtlefinder/export.hpp>
@@ -13,6 +15,17 @@
 
 namespace turtlefinder {
 
+// One listening socket of a Candidate and what it said when probed.
+struct CandidateSocket {
+    std::string path; // as reachable from here
+    // What went wrong: "timeout" (no answer in time), "refused" (nothing
+    // listens), "permission-denied", "not-this-protocol" (it answered, but not
+    // as this engine), "closed" (it hung up), "gone", "error" (anything
+    // else), or "unknown" (the plugin does not tell: built for ABI 1.0).
+    std::string error;
+    std::string reason; // the same for people: the error and what the plugin said
+};
+
 // A process a detector claimed whose sockets gave no engine (yet): it is
 // probed again after a growing delay, and listed here until it gives an
 // engine or is gone.
@@ -20,8 +33,12 @@ struct Candidate {
     int pid = 0;
     std::string process; // its name (comm)
     std::string plugin; // the detector that claimed it
-    std::vector<std::string> sockets; // the listening sockets tried, as reachable from here
-    std::string reason; // why no engine came of them
+    std::vector<CandidateSocket> sockets; // the listening sockets tried, each with its outcome
+    std::string reason; // why no engine came of them, in one line
+    // Its fds could not be read (another user's process, turtlefinder not
+    // root): whether it serves an engine is unknown, and it is not probed.
+    bool denied = false;
+    std::int64_t uid = -1; // its owner (real UID) when denied; -1 when unknown
 };
 
 struct PluginStatus {
@@ -32,6 +49,9 @@ struct PluginStatus {
     std::vector<std::string> kinds; // "engine-detector", "socket-activator", "activated-engine"
     std::vector<std::string> claims; // process names and socket suffixes
     bool loaded = false;
+    // Known from the metadata in its file, not loaded yet: it is once a
+    // process it claims runs (then `loaded`); kinds and claims are the metadata's.
+    bool deferred = false;
     bool builtin = false; // linked into the host (Options::builtin_plugins); file is "<builtin:NAME>"
     std::string reason; // why it was refused
 };
@@ -48,7 +68,11 @@ struct Stats {
 class TF_PUBLIC Finder {
 public:
     explicit Finder(Options options = {});
-    ~Finder(); // stops every watcher and joins every thread
+    // Stops every watcher and joins every thread of its own. Waits for no
+    // probe: one still running (a socket that does not answer) ends by its
+    // own probe_timeout on a detached thread that holds its plugin loaded
+    // and touches nothing of the Finder; what it finds is destroyed.
+    ~Finder();
     Finder(const Finder &) = delete;
     Finder &operator=(const Finder &) = delete;
 
@@ -56,12 +80,32 @@ public:
     // their first sync), and returns every alive container of every engine.
     // Safe to call from several threads at once.
     std::vector<Container> containers();
+    // The same, cut short once `stop` is requested or `deadline` passes,
+    // whichever comes first: it returns promptly with what it has — the
+    // containers of the engines watched already, new engines with what their
+    // first sync listed so far — and starts no probe once stopped. Probes
+    // still running are not waited for: each ends by its own probe_timeout
+    // and what it finds is collected by a later discovery. A call waiting for
+    // another thread's discovery gives up at the stop too, and answers with
+    // the last discovery's containers.
+    std::vector<Container>
+    containers(std::stop_token stop,
+               std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
     // The engines as the last discovery placed them: the very objects its
     // containers point at, with their state as of that discovery.
     std::vector<std::shared_ptr<const Engine>> engines();
     std::size_t engine_count();
-    // Loaded and refused plugins.
+    // Every plugin: loaded, known and not loaded yet (`deferred`), or refused.
     std::vector<PluginStatus> plugins() const;
+    // Reads the plugin directories again: loads the plugin files that
+    // appeared since (the next discovery uses them) and tries refused files
+    // again; loaded plugins stay as they are (a removed file is not
+    // unloaded). Returns the number of plugins newly loaded (one known from
+    // its metadata is listed now and loaded by the discovery that needs it).
+    // Waits for a discovery that runs.
+    std::size_t reload_plugins();
+    // The directories plugins are loaded from, in search order.
+    std::vector<std::string> plugin_directories() const;
     Stats stats() const;
     // Processes a detector claimed whose sockets gave no engine, as of the
     // last discovery.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,6 +40,10 @@ struct Engine {
     State state = State::syncing;
     std::string error; // last error of its API; "" when none since it was online
     std::chrono::system_clock::time_point since; // when it entered `state`
+    // Owner: the real UID of the engine process as the Finder's user
+    // namespace sees it (a rootless engine's user, not the root it has inside
+    // its own user namespace); -1 when unknown.
+    std::int64_t uid = -1;
 };
 
 TF_PUBLIC const char *to_string(Engine::State state);

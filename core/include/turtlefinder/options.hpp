@@ -28,9 +28,6 @@ struct Options {
     // Finder::plugins() as "<builtin:NAME>". A plugin file named like one of
     // them (NAME.so) is skipped. Each descriptor must outlive the Finder.
     std::vector<const tf_plugin_descriptor *> builtin_plugins;
-    // Accepted for compatibility: probes and activations run side by side,
-    // each bounded by probe_timeout, so one that hangs delays no other.
-    unsigned workers = 4;
     // How long a discovery waits for new engines' first sync; only that:
     // probing and activation are bounded by probe_timeout. 0: engines are
     // found (and activated) but their first sync is not waited for.
@@ -66,6 +63,9 @@ namespace turtlefinder {
 // Settings of the configuration file that are not Finder options.
 struct FileSettings {
     std::string log_level; // empty: not set
+    // The "serve" object (settings of the node service, which reads them
+    // itself), as JSON text; empty: not set.
+    std::string serve;
 };
 
 // Reads a configuration file (JSON, keys as documented in README) into

@@ -11,7 +11,8 @@
  * something breaks; a minor version appends functions, enum values or
  * members at the end of a struct (tfc_options starts with struct_size, so the
  * library reads only what the caller's header had). tfc_api_version() tells
- * which version the library implements.
+ * which version the library implements. What a minor added says "since 1.N";
+ * a host using it needs a library of at least that minor.
  *
  * Errors: a function that can fail returns 0 (or a count or handle >= 0) or a
  * negative errno, and writes a message into the caller-owned `err` when it is
@@ -43,7 +44,7 @@ struct tf_plugin_descriptor;
 #endif
 
 #define TFC_API_VERSION_MAJOR 1
-#define TFC_API_VERSION_MINOR 0
+#define TFC_API_VERSION_MINOR 1
 
 /* The version the library implements: (major << 16) | minor. A host built
  * with this header works with any library of the same major and a minor at
@@ -78,7 +79,7 @@ typedef struct tfc_options {
     const char *procfs_root; /* NULL: "/proc" */
     const char *config_file; /* NULL: none; else read like the CLI's --config */
     uint32_t online_wait_ms; /* 0: 2000 */
-    uint32_t workers; /* 0: 4 */
+    uint32_t workers; /* ignored: probes run side by side (kept for the v1.0 layout) */
 } tfc_options;
 
 typedef struct tfc_finder tfc_finder;
@@ -89,7 +90,9 @@ typedef struct tfc_finder tfc_finder;
 TFC_PUBLIC int tfc_finder_new(const tfc_options *options, tfc_finder **out, tfc_error *err);
 /* Stops every watch and joins every thread of the finder, then frees it; no
  * event callback of it runs after this returns. NULL is ignored. Must not be
- * called from one of its event callbacks. */
+ * called from one of its event callbacks. It waits for no probe: a probe of a
+ * socket that does not answer ends by its own timeout on a thread that keeps
+ * its plugin loaded and touches nothing of the finder. */
 TFC_PUBLIC void tfc_finder_free(tfc_finder *finder);
 
 /* ---- snapshot ---------------------------------------------------------------- */
@@ -140,6 +143,57 @@ TFC_PUBLIC const char *tfc_engine_plugin(const tfc_engine *engine);
 TFC_PUBLIC const char *tfc_engine_prefix(const tfc_engine *engine);
 /* The engine whose container holds this one, in the same snapshot; NULL on the host. */
 TFC_PUBLIC const tfc_engine *tfc_engine_parent(const tfc_engine *engine);
+/* Since 1.1. The engine's owner: the real UID of its process as the finder's
+ * user namespace sees it (a rootless engine's user); -1 when unknown or for
+ * NULL. */
+TFC_PUBLIC int64_t tfc_engine_uid(const tfc_engine *engine);
+
+/* ---- engine state (since 1.1) ------------------------------------------------- */
+
+typedef enum tfc_engine_state {
+    TFC_ENGINE_SYNCING = 1, /* found; its first list is not complete yet */
+    TFC_ENGINE_ONLINE = 2, /* its view is current */
+    TFC_ENGINE_STALE = 3 /* its API fails while its process lives: its containers are its last good view */
+} tfc_engine_state;
+
+/* The engine's state as of the snapshot (or event); 0 for NULL. Since 1.1. */
+TFC_PUBLIC tfc_engine_state tfc_engine_get_state(const tfc_engine *engine);
+/* "syncing", "online", "stale" (as the CLI's JSON has it); NULL for another value. Since 1.1. */
+TFC_PUBLIC const char *tfc_engine_state_name(tfc_engine_state state);
+/* The last error of the engine's API; "" when none since it was last online. Since 1.1. */
+TFC_PUBLIC const char *tfc_engine_error(const tfc_engine *engine);
+/* When the engine entered its state: milliseconds since the Unix epoch (UTC);
+ * 0 for NULL. Since 1.1. */
+TFC_PUBLIC int64_t tfc_engine_since_ms(const tfc_engine *engine);
+/* 1 for a container of a stale engine (from its last good view), else 0. Since 1.1. */
+TFC_PUBLIC int tfc_container_stale(const tfc_container *container);
+
+/* ---- cancellation (since 1.1) ------------------------------------------------- */
+
+/* A token that cuts calls short, from any thread. Since 1.1. */
+typedef struct tfc_cancel tfc_cancel;
+
+/* Makes a token (not requested yet); free it with tfc_cancel_free. Since 1.1. */
+TFC_PUBLIC int tfc_cancel_new(tfc_cancel **out, tfc_error *err);
+/* Requests the cancellation: every call given this token, running or to
+ * come, returns promptly. Irreversible; may be called from any thread, a
+ * signal handler excepted, and more than once. NULL is ignored. Since 1.1. */
+TFC_PUBLIC void tfc_cancel_request(tfc_cancel *cancel);
+/* 1 once requested, else 0 (also for NULL). Since 1.1. */
+TFC_PUBLIC int tfc_cancel_requested(const tfc_cancel *cancel);
+/* NULL is ignored. No call given the token may still run. Since 1.1. */
+TFC_PUBLIC void tfc_cancel_free(tfc_cancel *cancel);
+
+/* tfc_finder_snapshot, cut short when `cancel` (may be NULL) is requested or
+ * `timeout_ms` (0: no timeout) have passed, whichever comes first. Cut short,
+ * it returns promptly with what the finder has: the containers of the engines
+ * it watches already, and new engines with what their first sync listed so
+ * far. Probes of new engine processes still running are not waited for: each
+ * ends by its own probe timeout, and a later snapshot collects what it finds.
+ * Returns 0 for a complete snapshot, 1 for one cut short (*out is set in both
+ * cases), or a negative errno. Since 1.1. */
+TFC_PUBLIC int tfc_finder_snapshot_bounded(tfc_finder *finder, tfc_cancel *cancel, uint32_t timeout_ms,
+                                           tfc_snapshot **out, tfc_error *err);
 
 /* ---- events ------------------------------------------------------------------ */
 

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +74,10 @@ struct tfc_event {
     tfc_engine engine;
     tfc_container container;
     bool has_container;
+};
+
+struct tfc_cancel {
+    std::stop_source source;
 };
 
 struct tfc_finder {

@@ -46,7 +46,7 @@ void deliver(const std::shared_ptr<Subscription> &sub, const tf::Event &event) {
     sub->idle.notify_all();
 }
 
-// The v1.0 options end with workers: anything shorter is not a tfc_options.
+// The v1.0 options end with workers (now ignored): anything shorter is not a tfc_options.
 constexpr std::size_t options_v1_size = offsetof(tfc_options, workers) + sizeof(tfc_options::workers);
 
 // Keeps the C log callback and its user pointer together.
@@ -105,7 +105,6 @@ int tfc_finder_new(const tfc_options *options, tfc_finder **out, tfc_error *err)
         if (o.no_default_plugin_dirs != 0) opts.default_plugin_dirs = false;
         if (o.procfs_root != nullptr) opts.procfs_root = o.procfs_root;
         if (o.online_wait_ms != 0) opts.online_wait = std::chrono::milliseconds(o.online_wait_ms);
-        if (o.workers != 0) opts.workers = o.workers;
         auto finder = std::make_unique<tfc_finder>();
         finder->finder.emplace(std::move(opts));
         *out = finder.release();
@@ -133,6 +132,42 @@ int tfc_finder_snapshot(tfc_finder *finder, tfc_snapshot **out, tfc_error *err) 
         auto containers = finder->finder->containers();
         *out = make_snapshot(std::move(containers), finder->finder->engines()).release();
         return 0;
+    });
+}
+
+int tfc_cancel_new(tfc_cancel **out, tfc_error *err) {
+    if (out == nullptr) return fail(err, -EINVAL, "tfc_cancel_new: NULL out");
+    *out = nullptr;
+    return guarded(err, "tfc_cancel_new", [&] {
+        *out = new tfc_cancel;
+        return 0;
+    });
+}
+
+void tfc_cancel_request(tfc_cancel *cancel) {
+    if (cancel != nullptr) cancel->source.request_stop();
+}
+
+int tfc_cancel_requested(const tfc_cancel *cancel) {
+    return cancel != nullptr && cancel->source.stop_requested() ? 1 : 0;
+}
+
+void tfc_cancel_free(tfc_cancel *cancel) { delete cancel; }
+
+int tfc_finder_snapshot_bounded(tfc_finder *finder, tfc_cancel *cancel, uint32_t timeout_ms, tfc_snapshot **out,
+                                tfc_error *err) {
+    if (out == nullptr) return fail(err, -EINVAL, "tfc_finder_snapshot_bounded: NULL out");
+    *out = nullptr;
+    if (finder == nullptr) return fail(err, -EINVAL, "tfc_finder_snapshot_bounded: NULL finder");
+    return guarded(err, "tfc_finder_snapshot_bounded", [&] {
+        using Clock = std::chrono::steady_clock;
+        const auto deadline =
+            timeout_ms == 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
+        std::stop_token stop = cancel != nullptr ? cancel->source.get_token() : std::stop_token();
+        auto containers = finder->finder->containers(stop, deadline);
+        const bool cut_short = stop.stop_requested() || Clock::now() >= deadline;
+        *out = make_snapshot(std::move(containers), finder->finder->engines()).release();
+        return cut_short ? 1 : 0;
     });
 }
 

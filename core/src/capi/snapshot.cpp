@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Snapshots of containers and engines, and their accessors.
 #include <algorithm>
+#include <cstring>
 
 #include "capi/capi.hpp"
 
@@ -60,6 +61,10 @@ namespace {
 
 const char *text(const std::string &s) { return s.c_str(); }
 
+static_assert(static_cast<int>(tf::Engine::State::syncing) + 1 == TFC_ENGINE_SYNCING &&
+                  static_cast<int>(tf::Engine::State::stale) + 1 == TFC_ENGINE_STALE,
+              "tfc_engine_state follows Engine::State");
+
 } // namespace
 
 extern "C" {
@@ -107,7 +112,31 @@ const char *tfc_engine_api(const tfc_engine *e) { return e != nullptr ? text(e->
 int tfc_engine_pid(const tfc_engine *e) { return e != nullptr ? e->engine->pid : 0; }
 const char *tfc_engine_plugin(const tfc_engine *e) { return e != nullptr ? text(e->engine->plugin) : nullptr; }
 const char *tfc_engine_prefix(const tfc_engine *e) { return e != nullptr ? text(e->engine->prefix) : nullptr; }
+int64_t tfc_engine_uid(const tfc_engine *e) { return e != nullptr ? e->engine->uid : -1; }
 const tfc_engine *tfc_engine_parent(const tfc_engine *e) { return e != nullptr ? e->parent : nullptr; }
+
+tfc_engine_state tfc_engine_get_state(const tfc_engine *e) {
+    if (e == nullptr) return static_cast<tfc_engine_state>(0);
+    return static_cast<tfc_engine_state>(static_cast<int>(e->engine->state) + 1);
+}
+
+const char *tfc_engine_state_name(tfc_engine_state state) {
+    // Any int may come from C: read it as one (see tfc_set_log_level).
+    int raw = 0;
+    static_assert(sizeof raw == sizeof state);
+    std::memcpy(&raw, &state, sizeof raw);
+    if (raw < TFC_ENGINE_SYNCING || raw > TFC_ENGINE_STALE) return nullptr;
+    return tf::to_string(static_cast<tf::Engine::State>(raw - 1));
+}
+
+const char *tfc_engine_error(const tfc_engine *e) { return e != nullptr ? text(e->engine->error) : nullptr; }
+
+int64_t tfc_engine_since_ms(const tfc_engine *e) {
+    if (e == nullptr) return 0;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(e->engine->since.time_since_epoch()).count();
+}
+
+int tfc_container_stale(const tfc_container *c) { return c != nullptr && c->container.stale ? 1 : 0; }
 
 tfc_event_kind tfc_event_get_kind(const tfc_event *ev) {
     return ev != nullptr ? ev->kind : static_cast<tfc_event_kind>(0);

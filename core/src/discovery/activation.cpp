@@ -79,7 +79,11 @@ std::optional<ActivatedService> run_activation(const std::string &root, const Ac
     while (true) {
         std::vector<int> candidates = children_of(root, job.activator_pid);
         candidates.push_back(job.activator_pid); // exec'd in place (systemd-socket-activate)
-        for (int c : candidates) {
+        // A service may hand the socket to a child of its own: rootless podman
+        // re-executes itself inside its user namespace, and that child serves.
+        const std::size_t first_level = candidates.size();
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            const int c = candidates[i];
             auto p = procfs::read_process(root, c);
             if (!p || p->state == 'Z' || !job.plugin->is_service(p->name)) continue;
             auto held = procfs::socket_inodes(root, c);
@@ -87,6 +91,8 @@ std::optional<ActivatedService> run_activation(const std::string &root, const Ac
                 log().debug("activated \"{}\": service {} (PID {})", socket.path, p->name, p->pid);
                 return ActivatedService{std::move(*p), job.activator_pid, job.socket, job.plugin};
             }
+            if (i < first_level && c != job.activator_pid)
+                for (int grandchild : children_of(root, c)) candidates.push_back(grandchild);
         }
         if (std::chrono::steady_clock::now() >= deadline) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -115,6 +121,10 @@ void Activation::finished(const ActivationJob &job, bool found_engine) {
     }
     a.handled.erase(job.socket.socket.inode);
     a.fruitless[job.socket.socket.inode].failed();
+}
+
+void Activation::plugins_changed() {
+    for (auto &[pid, a] : activators_) a.dirty = true;
 }
 
 std::vector<ActivationJob> Activation::due(const procfs::ProcessTable &table, const std::set<int> &activators,

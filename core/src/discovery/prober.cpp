@@ -1,16 +1,81 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "discovery/prober.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
 
 #include "log.hpp"
 
 namespace turtlefinder::discovery {
 
+namespace {
+
+// A plugin's message is for a log line, not a novel.
+constexpr std::size_t max_report = 512;
+
+// What a plugin told of one socket (a negative errno and its message), in
+// the words of CandidateSocket.
+void tell(CandidateSocket &socket, int outcome, std::string message) {
+    switch (-outcome) {
+    case ETIMEDOUT: socket.error = "timeout"; break;
+    case ECONNREFUSED: socket.error = "refused"; break;
+    case EACCES:
+    case EPERM: socket.error = "permission-denied"; break;
+    case EPROTO:
+    case EBADMSG:
+    case EPROTONOSUPPORT: socket.error = "not-this-protocol"; break;
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPIPE: socket.error = "closed"; break;
+    case ENOENT:
+    case ENOTSOCK: socket.error = "gone"; break;
+    default: socket.error = "error"; break;
+    }
+    if (message.size() > max_report) message.resize(max_report);
+    if (message.empty()) message = outcome < 0 ? std::strerror(-outcome) : "it gave an engine the host refused";
+    socket.reason = socket.error + ": " + message;
+}
+
+} // namespace
+
 Prober::Prober(const plugins::Registry &registry, const Options &options) : registry_(registry), options_(options) {}
 
 Prober::~Prober() {
-    for (auto &p : pending_) p.result.wait();
+    // What ended already is destroyed with pending_, after this lock.
+    std::lock_guard lock(board_->mu);
+    for (auto &p : pending_) p.run->abandoned = true;
+}
+
+Prober::ProbeSettings Prober::settings_for(const plugins::Plugin &plugin) const {
+    ProbeSettings s{options_.probe_timeout, {}};
+    if (auto it = options_.plugin_settings.find(plugin.name()); it != options_.plugin_settings.end())
+        s.settings = it->second;
+    return s;
+}
+
+void Prober::launch(const std::shared_ptr<Run> &run, std::function<std::vector<FoundEngine>()> work) {
+    std::thread([board = board_, run, work = std::move(work)]() mutable {
+        std::vector<FoundEngine> found;
+        try {
+            found = work();
+        } catch (const std::exception &e) {
+            log().warn("probe failed: {}", e.what());
+        } catch (...) {
+            log().warn("probe failed");
+        }
+        work = nullptr; // its plugin and sockets: what it found holds its own
+        {
+            std::lock_guard lock(board->mu);
+            run->done = true;
+            if (!run->abandoned) run->found = std::move(found);
+        }
+        board->ended.notify_all();
+        // Abandoned: `found` is destroyed here, each engine holding its plugin.
+    }).detach();
 }
 
 void Prober::prune(const procfs::ProcessTable &table) {
@@ -49,7 +114,9 @@ void Prober::track_claims(const procfs::ProcessTable &table) {
         if (registry_.detector_for(p.name)) detector_pids_.insert(p.pid);
         if (registry_.activator_for(p.name)) activator_pids_.insert(p.pid);
     };
-    if (auto changed = table.changed_since(claims_seen_)) {
+    auto changed = claims_stale_ ? std::nullopt : table.changed_since(claims_seen_);
+    claims_stale_ = false;
+    if (changed) {
         for (int pid : *changed) {
             detector_pids_.erase(pid);
             activator_pids_.erase(pid);
@@ -80,10 +147,22 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
     std::set<std::uint64_t> activating; // a service holding one of these is examined by its activation
     for (const auto &job : jobs) activating.insert(job.socket.socket.inode);
 
+    // Another user's activator hides its sockets just the same.
+    for (int pid : activator_pids_) {
+        if (detector_pids_.contains(pid)) continue;
+        const auto &p = *table.find(pid);
+        procfs::ProcessKey key{pid, p.starttime};
+        if (!probed_.contains(key) && procfs::fds_denied(options_.procfs_root, pid))
+            note_denied(key, p, registry_.activator_for(p.name)->name());
+    }
     for (int pid : detector_pids_) {
         const auto &p = *table.find(pid);
         auto plugin = registry_.detector_for(p.name);
         procfs::ProcessKey key{pid, p.starttime};
+        if (!probed_.contains(key) && procfs::fds_denied(options_.procfs_root, pid)) {
+            note_denied(key, p, plugin->name());
+            continue;
+        }
         // Examined already and not due again: its sockets are not even read.
         bool retry = probed_.contains(key);
         if (retry) {
@@ -96,17 +175,17 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
             continue;
         probed_.insert(key);
         auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
-        auto candidate = std::make_shared<turtlefinder::Candidate>();
-        candidate->pid = pid;
-        candidate->process = p.name;
-        candidate->plugin = plugin->name();
-        for (const auto &s : sockets) candidate->sockets.push_back(s.socket.reachable);
-        pending_.push_back({key, plugin, retry, until, std::nullopt,
-                            std::async(std::launch::async,
-                                       [this, process = p, plugin, sockets = std::move(sockets), candidate] {
-                                           return probe(process, plugin, false, sockets, candidate.get());
-                                       }),
-                            candidate});
+        auto progress = std::make_shared<Progress>();
+        auto &candidate = progress->candidate;
+        candidate.pid = pid;
+        candidate.process = p.name;
+        candidate.plugin = plugin->name();
+        for (const auto &s : sockets) candidate.sockets.push_back({s.socket.reachable, "", ""});
+        auto run = std::make_shared<Run>();
+        launch(run, [board = board_.get(), settings = settings_for(*plugin), process = p, plugin,
+                     sockets = std::move(sockets),
+                     progress] { return probe(*board, settings, process, plugin, false, sockets, progress); });
+        pending_.push_back({key, plugin, retry, until, std::nullopt, std::move(run), std::move(progress)});
     }
 
     for (auto &job : jobs) {
@@ -116,17 +195,21 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
         auto until = now + options_.probe_timeout * 4;
         auto plugin = job.plugin;
         bool retry = job.retry;
-        auto run = [this, job, root = table.root()] { return activate(job, root); };
-        pending_.push_back({key, std::move(plugin), retry, until, std::move(job), std::async(std::launch::async, run)});
+        auto run = std::make_shared<Run>();
+        launch(run, [board = board_.get(), settings = settings_for(*plugin), job, root = table.root()] {
+            return activate(*board, settings, job, root);
+        });
+        pending_.push_back({key, std::move(plugin), retry, until, std::move(job), std::move(run), nullptr});
     }
 }
 
-std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::string &procfs_root) {
+std::vector<FoundEngine> Prober::activate(Board &board, const ProbeSettings &settings, const ActivationJob &job,
+                                          const std::string &procfs_root) {
     std::vector<FoundEngine> found;
-    auto service = run_activation(procfs_root, job, options_.probe_timeout);
+    auto service = run_activation(procfs_root, job, settings.timeout);
     if (!service) return found;
-    ++activations_;
-    for (auto &f : probe(service->service, service->plugin, true, {service->socket})) {
+    ++board.activations;
+    for (auto &f : probe(board, settings, service->service, service->plugin, true, {service->socket})) {
         f.api_inode = service->socket.socket.inode;
         f.api_handle = service->socket.handle;
         f.pidns_pid = service->activator_pid;
@@ -136,30 +219,50 @@ std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::s
     return found;
 }
 
-void Prober::collect(const std::function<void(FoundEngine)> &found) {
+void Prober::collect(const std::function<void(FoundEngine)> &found, const Bound &bound) {
+    auto ended = [&] {
+        return std::any_of(pending_.begin(), pending_.end(), [](const Pending &p) { return p.run->done; });
+    };
     while (true) {
-        std::erase_if(pending_, [&](Pending &p) {
-            if (p.result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
-            harvest(p, found);
-            return true;
-        });
+        std::vector<Pending> done;
+        {
+            std::lock_guard lock(board_->mu);
+            for (auto it = pending_.begin(); it != pending_.end();) {
+                if (!it->run->done) {
+                    ++it;
+                    continue;
+                }
+                done.push_back(std::move(*it));
+                it = pending_.erase(it);
+            }
+        }
+        for (auto &p : done) harvest(p, found);
+        if (bound.reached()) break; // what still runs is collected later
         // Waited for: first tries within their bound.
         const auto now = std::chrono::steady_clock::now();
-        auto waited =
-            std::find_if(pending_.begin(), pending_.end(), [&](const Pending &p) { return !p.retry && now < p.until; });
-        if (waited == pending_.end()) break;
-        waited->result.wait_until(std::min(waited->until, now + std::chrono::milliseconds(10)));
+        auto until = std::chrono::steady_clock::time_point::max();
+        for (const auto &p : pending_)
+            if (!p.retry && now < p.until) until = std::min(until, p.until);
+        if (until == std::chrono::steady_clock::time_point::max()) break;
+        std::unique_lock lock(board_->mu);
+        bound.wait(board_->ended, lock, until, ended);
     }
+    const auto now = std::chrono::steady_clock::now();
     for (const auto &p : pending_) {
         if (p.retry) continue;
         log().debug("{} PID {} with plugin \"{}\" outlasts this discovery",
                     p.activation ? "activating a socket of" : "probing", p.process.pid, p.plugin->name());
-        if (!p.candidate) continue;
-        turtlefinder::Candidate c; // the probe thread may still write `reason`: copy the rest only
-        c.pid = p.candidate->pid;
-        c.process = p.candidate->process;
-        c.plugin = p.candidate->plugin;
-        c.sockets = p.candidate->sockets;
+        if (!p.progress || now < p.until) continue; // stopped before its bound: no verdict yet
+        turtlefinder::Candidate c;
+        {
+            std::lock_guard progress_lock(p.progress->mu);
+            c = p.progress->candidate;
+        }
+        // The sockets it has not told of yet are still being tried.
+        for (auto &s : c.sockets)
+            if (s.error.empty())
+                tell(s, -ETIMEDOUT,
+                     fmt::format("no answer within {} ms (still being probed)", options_.probe_timeout.count()));
         c.reason = fmt::format("timeout: no answer within {} ms per socket", options_.probe_timeout.count());
         std::lock_guard lock(candidates_mu_);
         candidates_.try_emplace(p.process, std::move(c));
@@ -167,7 +270,7 @@ void Prober::collect(const std::function<void(FoundEngine)> &found) {
 }
 
 void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &found) {
-    auto found_engines = pending.result.get();
+    auto found_engines = std::move(pending.run->found); // done: the thread no longer touches it
     if (pending.activation) {
         activation_.finished(*pending.activation, !found_engines.empty());
         // A service that also runs on its own terms (claimed by a detector)
@@ -176,9 +279,10 @@ void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &f
     } else {
         schedule_retry(pending.process, !found_engines.empty());
         std::lock_guard lock(candidates_mu_);
-        if (found_engines.empty() && pending.candidate)
-            candidates_[pending.process] = *pending.candidate;
-        else
+        if (found_engines.empty() && pending.progress) {
+            std::lock_guard progress_lock(pending.progress->mu);
+            candidates_[pending.process] = pending.progress->candidate;
+        } else
             candidates_.erase(pending.process);
     }
     for (auto &f : found_engines) {
@@ -194,6 +298,22 @@ void Prober::harvest(Pending &pending, const std::function<void(FoundEngine)> &f
     }
 }
 
+void Prober::note_denied(const procfs::ProcessKey &key, const procfs::Process &process, const std::string &plugin) {
+    probed_.insert(key);
+    turtlefinder::Candidate c;
+    c.pid = process.pid;
+    c.process = process.name;
+    c.plugin = plugin;
+    c.denied = true;
+    if (auto uid = procfs::read_uid(options_.procfs_root, process.pid)) c.uid = *uid;
+    c.reason = fmt::format("its file descriptors cannot be read (permission denied): it runs as UID {}, turtlefinder "
+                           "as UID {} without the privilege to read other users' processes",
+                           c.uid, ::geteuid());
+    log().debug("{} (PID {}): {}", process.name, process.pid, c.reason);
+    std::lock_guard lock(candidates_mu_);
+    candidates_[key] = std::move(c);
+}
+
 void Prober::schedule_retry(const procfs::ProcessKey &process, bool found_any) {
     if (found_any)
         fruitless_.erase(process);
@@ -207,19 +327,29 @@ bool Prober::claim_api(const FoundEngine &found) {
     return false;
 }
 
-std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
+std::vector<FoundEngine> Prober::probe(Board &board, const ProbeSettings &settings, const procfs::Process &process,
                                        const std::shared_ptr<const plugins::Plugin> &plugin, bool activated,
-                                       const std::vector<Candidate> &sockets, turtlefinder::Candidate *candidate) {
-    ++probes_;
+                                       const std::vector<Candidate> &sockets,
+                                       const std::shared_ptr<Progress> &progress) {
+    ++board.probes;
     plugins::ProbeInput input;
     input.pid = process.pid;
     input.process_name = process.name;
     // Plugins connect through the handles only: the paths they are given
     // cannot be redirected by the engine's container (see SocketHandle).
     for (auto &s : sockets) input.api_paths.push_back(s.handle->connect_path());
-    input.timeout = options_.probe_timeout;
-    if (auto it = options_.plugin_settings.find(plugin->name()); it != options_.plugin_settings.end())
-        input.settings = it->second;
+    input.timeout = settings.timeout;
+    input.settings = settings.settings;
+    if (progress)
+        input.on_report = [&progress = *progress, &input](const std::string &path, int outcome,
+                                                          const std::string &message) {
+            auto given = std::find(input.api_paths.begin(), input.api_paths.end(), path);
+            if (given == input.api_paths.end()) return; // not one of the paths it was given
+            std::lock_guard lock(progress.mu);
+            auto &sockets = progress.candidate.sockets;
+            auto i = static_cast<std::size_t>(given - input.api_paths.begin());
+            if (i < sockets.size()) tell(sockets[i], outcome, message);
+        };
     auto outcome = activated ? plugin->probe_activated(input) : plugin->probe(input);
     std::vector<FoundEngine> found;
     for (auto &e : outcome.engines) {
@@ -236,13 +366,23 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     else if (found.empty())
         log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
                     process.pid, input.api_paths.size());
-    if (candidate != nullptr && found.empty()) {
+    if (progress && found.empty()) {
+        std::lock_guard lock(progress->mu);
+        auto &candidate = progress->candidate;
+        for (auto &s : candidate.sockets) {
+            if (!s.error.empty()) continue;
+            s.error = "unknown";
+            s.reason =
+                plugin->abi_minor() < 1
+                    ? fmt::format("unknown: plugin \"{}\" is built for ABI 1.0, which tells no reason", plugin->name())
+                    : fmt::format("unknown: plugin \"{}\" did not say", plugin->name());
+        }
         if (sockets.empty())
-            candidate->reason = "no listening unix socket";
+            candidate.reason = "no listening unix socket";
         else if (!outcome.result.ok())
-            candidate->reason = outcome.result.message;
+            candidate.reason = outcome.result.message;
         else
-            candidate->reason = "no socket answered as this engine (timeout, refused or not this protocol)";
+            candidate.reason = "no socket answered as this engine";
     }
     return found;
 }

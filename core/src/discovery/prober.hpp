@@ -2,13 +2,18 @@
 // Probing: which processes are handed to which plugin, how many probes run
 // at once, retries of processes that had no engine yet, and the services
 // socket activators start. Used by one discovery at a time.
+//
+// A probe cannot be cancelled (plugin ABI), so nobody waits for one beyond
+// their own bound: each runs on a detached thread that holds its plugin (the
+// shared object stays loaded, deinit waits), its sockets and its inputs, and
+// never the Prober; it ends by its own probe timeout.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,6 +26,7 @@
 #include <turtlefinder/finder.hpp>
 #include <turtlefinder/options.hpp>
 
+#include "bound.hpp"
 #include "discovery/activation.hpp"
 #include "discovery/discovery.hpp"
 #include "discovery/retry.hpp"
@@ -48,8 +54,8 @@ using WatchedApis = std::set<std::pair<std::uint64_t, std::string>>;
 class Prober {
 public:
     Prober(const plugins::Registry &registry, const Options &options);
-    // Probes end on their own (each socket bounded by probe_timeout): waits
-    // for them; their engines are destroyed unwatched.
+    // Waits for no probe: those still running end on their own (each socket
+    // bounded by probe_timeout) and destroy what they find, unwatched.
     ~Prober();
     Prober(const Prober &) = delete;
     Prober &operator=(const Prober &) = delete;
@@ -58,6 +64,12 @@ public:
     void prune(const procfs::ProcessTable &table);
     // The activated engine behind this socket is gone: activate it again.
     void forget_activation(std::uint64_t socket_inode);
+    // Plugins were loaded: activators' sockets are read again, and every
+    // process is classified again (a new plugin may claim it).
+    void plugins_changed() {
+        activation_.plugins_changed();
+        claims_stale_ = true;
+    }
     // The engine of this still running process was dropped (its API socket
     // went away): probe the process again, afresh.
     void reprobe(const procfs::ProcessKey &process);
@@ -77,42 +89,73 @@ public:
     // idle, so it is watched without delay). A first try is waited for until
     // its own bound (derived from probe_timeout), a retry not at all; what
     // still runs is collected by a later call, so a candidate that hangs
-    // costs only its own result.
-    void collect(const std::function<void(FoundEngine)> &found);
+    // costs only its own result. Returns as soon as `bound` is reached.
+    void collect(const std::function<void(FoundEngine)> &found, const Bound &bound = {});
 
     // Processes whose probe gave no engine (or outlasted its bound), until
     // they give one or are gone. [any-thread]
     std::vector<turtlefinder::Candidate> candidates() const;
 
-    std::uint64_t probes() const { return probes_; }
-    std::uint64_t activations() const { return activations_; }
+    std::uint64_t probes() const { return board_->probes; }
+    std::uint64_t activations() const { return board_->activations; }
     std::uint64_t activator_socket_reads() const { return activator_socket_reads_; }
 
 private:
+    // What a detector probe has found out so far; its thread writes, a
+    // discovery that stops waiting reads.
+    struct Progress {
+        mutable std::mutex mu;
+        turtlefinder::Candidate candidate; // under mu
+    };
+    // What the probe threads share with the Prober, which they may outlive.
+    struct Board {
+        std::mutex mu;
+        std::condition_variable_any ended; // a run ended
+        std::atomic<std::uint64_t> probes{0}, activations{0};
+    };
+    // One probe or activation thread's outcome, under Board::mu.
+    struct Run {
+        bool done = false;
+        bool abandoned = false; // the Prober is gone: the thread destroys what it found
+        std::vector<FoundEngine> found;
+    };
     struct Pending {
         procfs::ProcessKey process; // the process probed; for an activation, the activator
         std::shared_ptr<const plugins::Plugin> plugin;
         bool retry; // of something that gave no engine before: never waited for
         std::chrono::steady_clock::time_point until; // a first try is waited for until then
         std::optional<ActivationJob> activation;
-        std::future<std::vector<FoundEngine>> result;
-        std::shared_ptr<turtlefinder::Candidate> candidate; // filled by the probe (detector probes only)
+        std::shared_ptr<Run> run;
+        std::shared_ptr<Progress> progress; // filled by the probe (detector probes only)
+    };
+    // What a probe thread needs, copied: the Options may go before it ends.
+    struct ProbeSettings {
+        std::chrono::milliseconds timeout;
+        std::map<std::string, std::string> settings;
     };
 
+    ProbeSettings settings_for(const plugins::Plugin &plugin) const;
+    // Runs `work` on a thread of its own, whose result `run` receives.
+    void launch(const std::shared_ptr<Run> &run, std::function<std::vector<FoundEngine>()> work);
     // Probes one process's sockets with the plugin claiming it (any thread).
-    std::vector<FoundEngine> probe(const procfs::Process &process, const std::shared_ptr<const plugins::Plugin> &plugin,
-                                   bool activated, const std::vector<Candidate> &sockets,
-                                   turtlefinder::Candidate *candidate = nullptr);
+    static std::vector<FoundEngine> probe(Board &board, const ProbeSettings &settings, const procfs::Process &process,
+                                          const std::shared_ptr<const plugins::Plugin> &plugin, bool activated,
+                                          const std::vector<Candidate> &sockets,
+                                          const std::shared_ptr<Progress> &progress = nullptr);
     // Gives `engine` the handle of the socket it reports as its api (kept
     // open while it lives, and shown as the path the user knows).
     static void hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,
                                  FoundEngine &found);
     // Activates one socket and probes the service that starts (any thread).
-    std::vector<FoundEngine> activate(const ActivationJob &job, const std::string &procfs_root);
+    static std::vector<FoundEngine> activate(Board &board, const ProbeSettings &settings, const ActivationJob &job,
+                                             const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
     // Brings the claimed processes up to `table`: only the processes that
     // changed since the last call when the table can tell, else all.
     void track_claims(const procfs::ProcessTable &table);
+    // A claimed process whose fds we may not read: listed as a candidate
+    // once (not probed; nothing can be learnt of it).
+    void note_denied(const procfs::ProcessKey &key, const procfs::Process &process, const std::string &plugin);
     // Takes the result of a pending that ended.
     void harvest(Pending &pending, const std::function<void(FoundEngine)> &found);
     // False (and a debug line) when an engine at that API is watched already.
@@ -124,6 +167,7 @@ private:
     // the table at `claims_seen_`: a discovery looks at these only.
     std::set<int> detector_pids_, activator_pids_;
     procfs::ProcessTable::Cursor claims_seen_;
+    bool claims_stale_ = true;
     std::set<procfs::ProcessKey> probed_; // processes already examined by a plugin
     std::map<procfs::ProcessKey, Retry> fruitless_;
     mutable std::mutex candidates_mu_;
@@ -131,7 +175,8 @@ private:
     std::vector<Pending> pending_;
     Activation activation_;
     WatchedApis watched_; // of the current discovery, with what it found so far
-    std::atomic<std::uint64_t> probes_{0}, activations_{0}, activator_socket_reads_{0};
+    std::shared_ptr<Board> board_ = std::make_shared<Board>();
+    std::atomic<std::uint64_t> activator_socket_reads_{0};
 };
 
 } // namespace turtlefinder::discovery

@@ -77,6 +77,10 @@ struct ProbeInput {
     std::vector<std::string> api_paths; // to connect to as given ("/proc/self/fd/N")
     std::chrono::milliseconds timeout{1000};
     std::map<std::string, std::string> settings;
+    // What the plugin tells of each path (ABI 1.1; older plugins tell
+    // nothing): the path as given, 0 or a negative errno, and a message.
+    // May be called from any thread of the plugin until the probe returns.
+    std::function<void(const std::string &api_path, int outcome, const std::string &message)> on_report;
 };
 
 struct ProbeOutcome {

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <turtlefinder/plugin.h>
 
 #include "log.hpp"
@@ -79,6 +80,17 @@ int engine_add(void *ctx, tf_engine *engine) {
         return 0;
     } catch (...) {
         return 1;
+    }
+}
+
+// tf_probe_request.report: hands what the plugin tells of a path to the
+// prober. Called by the plugin, so nothing may escape; a NULL path is not one
+// of the request's and is dropped.
+void probe_report(void *ctx, const char *api_path, int32_t outcome, const char *message) {
+    if (ctx == nullptr || api_path == nullptr) return;
+    try {
+        static_cast<const ProbeInput *>(ctx)->on_report(api_path, outcome > 0 ? 0 : outcome, str(message));
+    } catch (...) {
     }
 }
 
@@ -188,6 +200,29 @@ std::vector<std::string> Plugin::claimed_process_names() const {
     return out;
 }
 
+std::string Plugin::differs_from(const PluginInfo &info) const {
+    if (info.name != name_) return fmt::format("its metadata names it \"{}\", its entry \"{}\"", info.name, name_);
+    auto same = [](std::vector<std::string> a, std::vector<std::string> b) {
+        std::sort(a.begin(), a.end());
+        a.erase(std::unique(a.begin(), a.end()), a.end());
+        std::sort(b.begin(), b.end());
+        b.erase(std::unique(b.begin(), b.end()), b.end());
+        return a == b;
+    };
+    const struct {
+        const char *role;
+        const std::vector<std::string> &said, &offered;
+    } roles[] = {{"detector process names", info.process_names, process_names_},
+                 {"activator process names", info.activator_names, activator_names_},
+                 {"activated-engine socket suffixes", info.socket_suffixes, socket_suffixes_},
+                 {"activated-engine service names", info.service_names, service_names_}};
+    for (const auto &r : roles)
+        if (!same(r.said, r.offered))
+            return fmt::format("its metadata claims {} [{}], its entry [{}]", r.role, fmt::join(r.said, " "),
+                               fmt::join(r.offered, " "));
+    return {};
+}
+
 ProbeOutcome Plugin::probe(const ProbeInput &input) const { return call_probe(false, input); }
 
 ProbeOutcome Plugin::probe_activated(const ProbeInput &input) const { return call_probe(true, input); }
@@ -218,6 +253,10 @@ ProbeOutcome Plugin::call_probe(bool activated, const ProbeInput &input) const {
     request.timeout_ms = static_cast<int32_t>(ms < 1 ? 1 : (ms > INT32_MAX ? INT32_MAX : ms));
     request.n_settings = static_cast<uint32_t>(settings.size());
     request.settings = settings.data();
+    if (input.on_report) {
+        request.report_ctx = const_cast<ProbeInput *>(&input);
+        request.report = &probe_report;
+    }
 
     ProbeContext ctx{shared_from_this(), &out.engines};
     tf_engine_sink sink{sizeof(tf_engine_sink), &ctx, &engine_add};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "plugins/engine_handle.hpp"
+#include "plugins/metadata.hpp"
 
 struct tf_plugin_descriptor;
 
@@ -54,6 +55,9 @@ public:
     std::vector<std::string> claims() const;
     // Every process name it claims in any role.
     std::vector<std::string> claimed_process_names() const;
+    // What differs between the started plugin and its metadata section
+    // (name, claims in each role), or an empty string when nothing does.
+    std::string differs_from(const PluginInfo &info) const;
 
     // Probes an engine process with the detector, or an activated service
     // with the activated-engine probe. Engines lacking a v1 member are

@@ -32,7 +32,7 @@ bool valid_name(const char *name) {
 
 } // namespace
 
-Registry::Registry() = default;
+Registry::Registry(Loading loading) : loading_(loading) {}
 Registry::~Registry() = default;
 
 bool Registry::refuse(const std::string &file, const std::string &name, const std::string &reason) {
@@ -41,14 +41,14 @@ bool Registry::refuse(const std::string &file, const std::string &name, const st
     s.file = file;
     s.name = name;
     s.reason = reason;
-    statuses_.push_back(std::move(s));
+    add_status(std::move(s));
     return false;
 }
 
 bool Registry::record_disabled(PluginStatus status, const char *how) {
     log().info("plugin \"{}\" ({}) disabled by configuration{}", status.file, status.name, how);
     status.reason = "disabled";
-    statuses_.push_back(std::move(status));
+    add_status(std::move(status));
     return false;
 }
 
@@ -74,6 +74,14 @@ void Registry::load_directories(const std::vector<std::string> &dirs, const std:
         std::sort(files.begin(), files.end());
         for (const auto &f : files) load_file(f, disabled);
     }
+}
+
+void Registry::reload_directories(const std::vector<std::string> &dirs, const std::set<std::string> &disabled) {
+    {
+        std::lock_guard lock(status_mu_);
+        std::erase_if(statuses_, [](const PluginStatus &s) { return !s.loaded && !s.builtin && !s.deferred; });
+    }
+    load_directories(dirs, disabled);
 }
 
 void Registry::warn_unmatched(const std::set<std::string> &disabled) const {
@@ -108,11 +116,105 @@ bool Registry::load_file(const std::string &path, const std::set<std::string> &d
         return record_disabled(std::move(status), ", not loaded");
     }
 
-    OpenedLibrary opened = open_library(canonical.string());
-    if (!opened.refusal.empty()) return refuse(path, {}, opened.refusal);
-    bool ok = admit(opened.descriptor, path, std::move(opened.library), disabled);
-    if (ok) loaded_files_.insert(canonical.string());
+    // The metadata tells the plugin's name and claims without running its
+    // code: enough to refuse it, disable it by name, or defer loading it.
+    ParsedInfo parsed = read_plugin_info(canonical.string());
+    if (!parsed.refusal.empty()) return refuse(path, {}, parsed.refusal);
+    if (!parsed.info) return open_and_admit(path, canonical.string(), nullptr, disabled);
+    const PluginInfo &info = *parsed.info;
+    PluginStatus status;
+    status.file = path;
+    status.name = info.name;
+    status.version = info.version;
+    status.description = info.description;
+    status.kinds = info.kinds();
+    status.claims = info.claims();
+    if (disabled.count(info.name) != 0) return record_disabled(std::move(status), ", not loaded");
+    if (auto other = find(info.name))
+        return refuse(path, info.name, fmt::format("name \"{}\" already taken by \"{}\"", info.name, other->file()));
+    for (const auto &d : deferred_)
+        if (d.info.name == info.name)
+            return refuse(path, info.name, fmt::format("name \"{}\" already taken by \"{}\"", info.name, d.file));
+    if (loading_ == Loading::eager) return open_and_admit(path, canonical.string(), &info, disabled);
+    log().debug("plugin \"{}\" ({}) known from its metadata; loaded once a process it needs runs", path, info.name);
+    status.deferred = true;
+    add_status(std::move(status));
+    deferred_.push_back({path, canonical.string(), info});
+    loaded_files_.insert(canonical.string());
+    return true;
+}
+
+bool Registry::open_and_admit(const std::string &path, const std::string &canonical, const PluginInfo *expected,
+                              const std::set<std::string> &disabled) {
+    OpenedLibrary opened = open_library(canonical);
+    if (!opened.refusal.empty()) return refuse(path, expected != nullptr ? expected->name : "", opened.refusal);
+    bool ok = admit(opened.descriptor, path, std::move(opened.library), disabled, expected);
+    if (ok) loaded_files_.insert(canonical);
     return ok;
+}
+
+void Registry::add_status(PluginStatus status) {
+    std::lock_guard lock(status_mu_);
+    statuses_.push_back(std::move(status));
+}
+
+std::vector<PluginStatus> Registry::statuses_snapshot() const {
+    std::lock_guard lock(status_mu_);
+    return statuses_;
+}
+
+bool Registry::triggers(const Deferred &d, const std::set<std::string, std::less<>> &running) const {
+    auto any_runs = [&](const std::vector<std::string> &names) {
+        return std::any_of(names.begin(), names.end(), [&](const std::string &n) { return running.contains(n); });
+    };
+    if (any_runs(d.info.process_names) || any_runs(d.info.activator_names) || any_runs(d.info.service_names))
+        return true;
+    if (d.info.socket_suffixes.empty()) return false;
+    // An activated engine is needed wherever an activator could start it.
+    for (const auto &p : plugins_)
+        if (p->is_activator() &&
+            std::any_of(running.begin(), running.end(), [&](const std::string &n) { return p->activates(n); }))
+            return true;
+    return std::any_of(deferred_.begin(), deferred_.end(),
+                       [&](const Deferred &other) { return any_runs(other.info.activator_names); });
+}
+
+std::set<std::string, std::less<>> Registry::wanted_process_names() const {
+    std::set<std::string, std::less<>> names;
+    bool activated = false;
+    for (const auto &d : deferred_) {
+        for (const auto *list : {&d.info.process_names, &d.info.activator_names, &d.info.service_names})
+            names.insert(list->begin(), list->end());
+        activated = activated || !d.info.socket_suffixes.empty();
+    }
+    if (activated)
+        for (const auto &p : plugins_)
+            if (p->is_activator())
+                for (auto &n : p->claimed_process_names()) names.insert(std::move(n));
+    return names;
+}
+
+std::size_t Registry::load_for(const std::set<std::string, std::less<>> &running) {
+    std::vector<Deferred> due;
+    for (const auto &d : deferred_)
+        if (triggers(d, running)) due.push_back(d);
+    std::erase_if(deferred_, [&](const Deferred &d) {
+        return std::any_of(due.begin(), due.end(), [&](const Deferred &x) { return x.file == d.file; });
+    });
+    std::size_t loaded = 0;
+    for (const auto &d : due) {
+        log().debug("loading plugin \"{}\" ({}): a process it needs runs", d.file, d.info.name);
+        if (open_and_admit(d.file, d.canonical, &d.info, {})) ++loaded;
+        // The new status (loaded or refused) takes the place of the deferred one.
+        std::lock_guard lock(status_mu_);
+        auto it = std::find_if(statuses_.begin(), statuses_.end(),
+                               [&](const PluginStatus &s) { return s.deferred && s.file == d.file; });
+        if (it != statuses_.end()) {
+            *it = std::move(statuses_.back());
+            statuses_.pop_back();
+        }
+    }
+    return loaded;
 }
 
 bool Registry::add(const tf_plugin_descriptor *descriptor, const std::string &origin,
@@ -124,6 +226,7 @@ bool Registry::add(const tf_plugin_descriptor *descriptor, const std::string &or
             fmt::format("<builtin:{}>", descriptor != nullptr && descriptor->name != nullptr ? descriptor->name : "?");
     bool ok = descriptor == nullptr ? refuse(file, {}, "no descriptor") : admit(descriptor, file, nullptr, disabled);
     if (builtin) {
+        std::lock_guard lock(status_mu_);
         statuses_.back().builtin = true; // admitted, disabled or refused: listed last
         if (descriptor != nullptr && descriptor->name != nullptr) builtin_names_.insert(descriptor->name);
     }
@@ -131,7 +234,7 @@ bool Registry::add(const tf_plugin_descriptor *descriptor, const std::string &or
 }
 
 bool Registry::admit(const tf_plugin_descriptor *d, const std::string &file, std::shared_ptr<void> library,
-                     const std::set<std::string> &disabled) {
+                     const std::set<std::string> &disabled, const PluginInfo *expected) {
     const tf_abi_version &abi = d->abi;
     if (abi.major != TF_ABI_VERSION_MAJOR)
         return refuse(file, {},
@@ -161,12 +264,15 @@ bool Registry::admit(const tf_plugin_descriptor *d, const std::string &file, std
 
     auto plugin = std::make_shared<Plugin>(file, std::move(library), d);
     if (std::string failed = plugin->start(); !failed.empty()) return refuse(file, name, failed);
+    if (expected != nullptr)
+        if (std::string lie = plugin->differs_from(*expected); !lie.empty())
+            return refuse(file, name, "metadata does not match the plugin: " + lie);
 
     status.kinds = plugin->kinds();
     status.claims = plugin->claims();
     status.loaded = true;
     log().debug("plugin \"{}\" loaded: {} {} ({})", file, name, status.version, fmt::join(status.kinds, ", "));
-    statuses_.push_back(std::move(status));
+    add_status(std::move(status));
     plugins_.push_back(std::move(plugin));
     return true;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -12,16 +13,22 @@
 #include <turtlefinder/finder.hpp>
 
 #include "plugins/loaded_plugin.hpp"
+#include "plugins/metadata.hpp"
 
 struct tf_plugin_descriptor;
 
 namespace turtlefinder::plugins {
 
-// Loading (load_*, add) is not thread-safe; once loaded, the const lookups
-// may run from any number of threads.
+// Loading (load_*, add, load_for) and the lookups run on one thread at a
+// time (a Finder's discovery); statuses_snapshot() may run on any thread.
 class Registry {
 public:
-    Registry();
+    // When plugins are loaded. on_demand: a plugin whose file carries its
+    // metadata (plugin.h, since 1.1) is only listed at first and dlopen'ed
+    // by load_for once a process it claims runs; eager: at once. Either
+    // way, a plugin without metadata is loaded at once.
+    enum class Loading { eager, on_demand };
+    explicit Registry(Loading loading = Loading::eager);
     ~Registry(); // deinit()s every plugin no one else holds any more
     Registry(const Registry &) = delete;
     Registry &operator=(const Registry &) = delete;
@@ -30,6 +37,9 @@ public:
     // are skipped with one warning naming the file and the reason, and listed
     // in statuses(). Plugins whose name is in `disabled` are not initialised.
     void load_directories(const std::vector<std::string> &dirs, const std::set<std::string> &disabled = {});
+    // Loads the files of `dirs` not loaded yet, and tries those refused or
+    // disabled before again (their earlier statuses are dropped).
+    void reload_directories(const std::vector<std::string> &dirs, const std::set<std::string> &disabled = {});
     // Warns once for each name in `disabled` that matches no plugin found (a
     // typo would otherwise leave the plugin enabled without a word).
     void warn_unmatched(const std::set<std::string> &disabled) const;
@@ -43,6 +53,18 @@ public:
 
     const std::vector<std::shared_ptr<const Plugin>> &plugins() const { return plugins_; }
     const std::vector<PluginStatus> &statuses() const { return statuses_; }
+    std::vector<PluginStatus> statuses_snapshot() const;
+
+    // Plugins known from their metadata and not loaded yet.
+    bool has_deferred() const { return !deferred_.empty(); }
+    // The process names whose presence would get a deferred plugin loaded:
+    // what its detector or activator claims, its activated engine's
+    // services, and, for an activated engine, every activator's names (it
+    // is needed as soon as an activator could start it).
+    std::set<std::string, std::less<>> wanted_process_names() const;
+    // Loads every deferred plugin that one of these running processes
+    // needs; returns how many it loaded.
+    std::size_t load_for(const std::set<std::string, std::less<>> &running);
 
     // The first plugin whose detector claims `process_name`, or null.
     std::shared_ptr<const Plugin> detector_for(std::string_view process_name) const;
@@ -57,14 +79,27 @@ public:
 private:
     // Validates, initialises and registers a descriptor; `library` (null for
     // in-memory entries) keeps its shared object mapped.
+    // `expected`, when the file had metadata, must match what the plugin offers.
     bool admit(const tf_plugin_descriptor *descriptor, const std::string &file, std::shared_ptr<void> library,
-               const std::set<std::string> &disabled);
+               const std::set<std::string> &disabled, const PluginInfo *expected = nullptr);
+    bool open_and_admit(const std::string &path, const std::string &canonical, const PluginInfo *expected,
+                        const std::set<std::string> &disabled);
+    void add_status(PluginStatus status);
     bool refuse(const std::string &file, const std::string &name, const std::string &reason);
     // Lists a plugin the configuration disabled (one info line); returns false.
     bool record_disabled(PluginStatus status, const char *how);
 
+    struct Deferred {
+        std::string file, canonical;
+        PluginInfo info;
+    };
+    bool triggers(const Deferred &d, const std::set<std::string, std::less<>> &running) const;
+
+    Loading loading_;
     std::vector<std::shared_ptr<const Plugin>> plugins_;
+    mutable std::mutex status_mu_; // guards writing statuses_, and statuses_snapshot()
     std::vector<PluginStatus> statuses_;
+    std::vector<Deferred> deferred_;
     std::set<std::string> loaded_files_; // canonical paths, so a file seen twice loads once
     std::set<std::string, std::less<>> builtin_names_;
 };

@@ -265,6 +265,24 @@ std::optional<std::vector<int>> parse_nspid(std::string_view status_content) {
     return std::nullopt; // kernels before 4.1 have no NSpid line
 }
 
+std::optional<std::uint32_t> parse_uid(std::string_view status_content) {
+    constexpr std::string_view key = "\nUid:";
+    std::size_t at = status_content.find(key);
+    if (at == std::string_view::npos) return std::nullopt;
+    std::string_view rest = status_content.substr(at + key.size());
+    std::size_t start = rest.find_first_not_of(" \t");
+    if (start == std::string_view::npos) return std::nullopt;
+    std::size_t end = rest.find_first_of(" \t\n", start);
+    return parse_number<std::uint32_t>(rest.substr(start, end == std::string_view::npos ? end : end - start));
+}
+
+std::optional<std::uint32_t> read_uid(const std::string &root, int pid) {
+    if (pid <= 0) return std::nullopt;
+    auto content = read_file(pid_path(root, pid, "status"));
+    if (!content) return std::nullopt;
+    return parse_uid(*content);
+}
+
 std::optional<std::vector<int>> read_nspid(const std::string &root, int pid) {
     if (pid <= 0) return std::nullopt;
     auto content = read_file(pid_path(root, pid, "status"));

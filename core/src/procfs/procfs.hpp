@@ -112,9 +112,18 @@ std::optional<Process> parse_stat(std::string_view content);
 // status has no NSpid line (kernels before 4.1).
 std::optional<std::vector<int>> read_nspid(const std::string &root, int pid);
 std::optional<std::vector<int>> parse_nspid(std::string_view status_content);
+// The real UID on the Uid line of /proc/PID/status, as the reader's user
+// namespace sees it (a rootless engine's "root" shows as its user's UID);
+// nullopt if unreadable or malformed.
+std::optional<std::uint32_t> read_uid(const std::string &root, int pid);
+std::optional<std::uint32_t> parse_uid(std::string_view status_content);
 // Inode of /proc/PID/ns/pid (from its link text "pid:[N]"); nullopt if unreadable.
 std::optional<std::uint64_t> pid_namespace(const std::string &root, int pid);
 
+// True if the process's fd directory cannot be listed for lack of permission
+// (another user's process, and we are not root): its sockets are unknowable,
+// not absent. False when readable, and when the process is gone.
+bool fds_denied(const std::string &root, int pid);
 // Inodes of the sockets among the process's fds ("socket:[N]"), sorted, unique.
 std::vector<std::uint64_t> socket_inodes(const std::string &root, int pid);
 // Parses an fd link target "socket:[N]"; nullopt for anything else.

@@ -5,12 +5,19 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "procfs/files.hpp"
 
 namespace turtlefinder::procfs {
 
 std::optional<std::uint64_t> parse_socket_link(std::string_view target) { return parse_bracketed(target, "socket:"); }
+
+bool fds_denied(const std::string &root, int pid) {
+    if (pid <= 0) return false;
+    Fd dir{::open(pid_path(root, pid, "fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    return !dir.ok() && (errno == EACCES || errno == EPERM);
+}
 
 std::vector<std::uint64_t> socket_inodes(const std::string &root, int pid) {
     std::vector<std::uint64_t> inodes;

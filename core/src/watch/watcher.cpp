@@ -105,9 +105,16 @@ void Watcher::heartbeat() {
     }
 }
 
-bool Watcher::wait_ready(std::chrono::milliseconds timeout) const {
+bool Watcher::wait_ready(std::chrono::milliseconds timeout, std::stop_token stop) const {
+    // Declared before the lock, so it is gone (its callback, which takes the
+    // lock, done) only after the lock is released.
+    std::stop_callback wake(stop, [this] {
+        std::lock_guard lock(mu_);
+        cv_.notify_all();
+    });
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return ready_.load() || dead_.load(); }) && ready_.load();
+    cv_.wait_for(lock, timeout, [&] { return ready_.load() || dead_.load() || stop.stop_requested(); });
+    return ready_.load();
 }
 
 std::shared_ptr<const Snapshot> Watcher::snapshot() const {

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,8 +63,9 @@ public:
     Watcher(const Watcher &) = delete;
     Watcher &operator=(const Watcher &) = delete;
 
-    // Waits until the first sync completed (or the watch died); true if synced.
-    bool wait_ready(std::chrono::milliseconds timeout) const;
+    // Waits until the first sync completed (or the watch died, or `stop`);
+    // true if synced.
+    bool wait_ready(std::chrono::milliseconds timeout, std::stop_token stop = {}) const;
     bool ready() const { return ready_.load(); }
     bool dead() const { return dead_.load(); }
     // True once the engine said it has no event stream and is being polled.

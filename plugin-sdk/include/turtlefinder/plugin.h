@@ -65,7 +65,7 @@ extern "C" {
 #endif
 
 #define TF_ABI_VERSION_MAJOR 1
-#define TF_ABI_VERSION_MINOR 0
+#define TF_ABI_VERSION_MINOR 1
 #define TF_ABI_VERSION_PATCH 0
 
 #if defined(_WIN32)
@@ -258,6 +258,19 @@ typedef struct tf_probe_request {
     /* Plugin settings from the host's configuration (e.g. "skip-namespaces"). */
     uint32_t n_settings;
     const tf_label *settings;
+    /* Since 1.1 (a 1.0 host's request ends before them: check TF_HAS_MEMBER,
+     * and `report` may be NULL). Tells the host what one candidate path
+     * turned out to be, so that it can say why a process gave no engine.
+     * `api_path` is one of api_paths as given; `outcome` is 0 for a path
+     * that gave an engine, else a negative errno as for errors: -ETIMEDOUT
+     * (no answer in time), -ECONNREFUSED (nothing listens), -EACCES
+     * (permission denied), -EPROTO (it answered, but not as this engine:
+     * another protocol, or another engine's API), ...; `message` (may be
+     * NULL) says more, for humans. The host copies both; a path reported
+     * again keeps the last report, one never reported is "not told".
+     * Optional for the plugin; only until probe returns. [any-thread] */
+    void *report_ctx;
+    void (*report)(void *report_ctx, const char *api_path, int32_t outcome, const char *message);
 } tf_probe_request;
 
 /* Probes `request` and hands every engine client found to `sink`.
@@ -328,6 +341,45 @@ typedef struct tf_plugin_descriptor {
 /* Every plugin defines exactly this, e.g.
  *   TF_EXPORT const tf_plugin_descriptor tf_plugin_entry = { ... };          */
 TF_EXPORT extern const tf_plugin_descriptor tf_plugin_entry;
+
+/* ---- metadata in the file (since 1.1) ----------------------------------- */
+
+/* What a plugin is, readable from its file without loading it, in the spirit
+ * of kernel modules' .modinfo: the host learns a plugin's name and claims from
+ * this ELF section and dlopens the plugin only once a process it claims runs
+ * (an activated engine: once a socket activator runs). The section holds
+ * NUL-terminated "key=value" entries, in any order:
+ *   abi=MAJOR.MINOR           required, once
+ *   name=NAME                 required, once: the descriptor's name
+ *   version=V, description=D  optional, once each, for listings
+ *   detector=COMM             each tf_engine_detector.process_names entry
+ *   activator=COMM            each tf_socket_activator.process_names entry
+ *   activated-socket=SUFFIX   each tf_activated_engine.socket_suffixes entry
+ *   activated-service=COMM    each tf_activated_engine.service_names entry
+ * Empty entries (padding) are skipped; the host ignores keys it does not know.
+ * A section larger than TF_PLUGIN_INFO_MAX, not NUL-terminated, or with a
+ * malformed entry gets the plugin refused without loading it; so does a
+ * descriptor that, once loaded, claims other than its section. A plugin
+ * without the section is loaded at start, as by a 1.0 host.
+ * TF_PLUGIN (plugin.hpp) writes the section; a C plugin writes one
+ * TF_PLUGIN_INFO line per entry, e.g.
+ *   TF_PLUGIN_INFO_ABI;
+ *   TF_PLUGIN_INFO("name=my-engine");
+ *   TF_PLUGIN_INFO("detector=myengined");                                   */
+#define TF_PLUGIN_INFO_SECTION ".tf_plugin_info"
+#define TF_PLUGIN_INFO_MAX 4096
+
+#define TF_STRINGIFY_(x) #x
+#define TF_STRINGIFY(x) TF_STRINGIFY_(x)
+#define TF_ABI_VERSION_STRING TF_STRINGIFY(TF_ABI_VERSION_MAJOR) "." TF_STRINGIFY(TF_ABI_VERSION_MINOR)
+
+#define TF_PLUGIN_INFO_CAT_(a, b) a##b
+#define TF_PLUGIN_INFO_CAT(a, b) TF_PLUGIN_INFO_CAT_(a, b)
+/* One entry; at most one per source line. */
+#define TF_PLUGIN_INFO(entry)                                                            \
+    __attribute__((section(TF_PLUGIN_INFO_SECTION), used, aligned(1))) static const char \
+        TF_PLUGIN_INFO_CAT(tf_plugin_info_, __LINE__)[] = entry
+#define TF_PLUGIN_INFO_ABI TF_PLUGIN_INFO("abi=" TF_ABI_VERSION_STRING)
 
 #ifdef __cplusplus
 }

@@ -92,6 +92,25 @@ private:
     const tf_host *host_ = nullptr;
 };
 
+// Tells the host what one candidate path of a probe turned out to be (ABI
+// 1.1, tf_probe_request.report): 0 for an engine, else a negative errno
+// (-ETIMEDOUT, -ECONNREFUSED, -EACCES, -EPROTO for "answered, but not as this
+// engine", ...) and a message. A no-op with a 1.0 host, and when
+// default-constructed. Valid until the probe returns.
+class ProbeReport {
+public:
+    ProbeReport() = default;
+    explicit ProbeReport(const tf_probe_request *request) noexcept
+        : request_(TF_HAS_MEMBER(request, tf_probe_request, report) ? request : nullptr) {}
+    void operator()(const std::string &api_path, int outcome, const std::string &message) const noexcept {
+        if (request_ != nullptr && request_->report != nullptr)
+            request_->report(request_->report_ctx, api_path.c_str(), outcome, message.c_str());
+    }
+
+private:
+    const tf_probe_request *request_ = nullptr;
+};
+
 struct ProbeRequest {
     int pid = 0;
     std::string process_name;
@@ -99,6 +118,9 @@ struct ProbeRequest {
     std::chrono::milliseconds timeout{1000};
     std::map<std::string, std::string> settings;
     Log log; // the plugin's log: hand it to the engine clients and libraries the probe uses
+    // Why each path gave no engine (or that it gave one): report every path
+    // tried, so the host can tell the user what each socket said.
+    ProbeReport report;
 };
 
 // What watch() reports to. Both return false when the host wants the watch
@@ -309,6 +331,7 @@ TF_SDK_PER_PLUGIN ProbeRequest to_request(const tf_probe_request *r) {
         if (r->api_paths[i] != nullptr) req.api_paths.emplace_back(r->api_paths[i]);
     if (r->timeout_ms > 0) req.timeout = std::chrono::milliseconds(r->timeout_ms);
     req.log = Log(host_slot());
+    req.report = ProbeReport(r);
     for (uint32_t i = 0; i < r->n_settings && r->settings != nullptr; ++i)
         if (r->settings[i].key != nullptr && r->settings[i].value != nullptr)
             req.settings[r->settings[i].key] = r->settings[i].value;
@@ -411,6 +434,59 @@ struct Extensions {
     }
 };
 
+// The metadata section (plugin.h, since 1.1), built at compile time from
+// the same members the descriptor's extensions are: out == nullptr counts.
+class InfoWriter {
+public:
+    constexpr explicit InfoWriter(char *out) : out_(out) {}
+    constexpr void entry(const char *key, const char *value) {
+        if (value == nullptr) return;
+        put(key);
+        put("=");
+        put(value);
+        put_char('\0');
+    }
+    template <typename Names>
+    constexpr void entries(const char *key, const Names &names) {
+        for (const char *n : names) entry(key, n);
+    }
+    constexpr std::size_t size() const { return n_; }
+
+private:
+    constexpr void put(const char *s) {
+        for (; *s != '\0'; ++s) put_char(*s);
+    }
+    constexpr void put_char(char c) {
+        if (out_ != nullptr) out_[n_] = c;
+        ++n_;
+    }
+    char *out_;
+    std::size_t n_ = 0;
+};
+
+template <typename P>
+constexpr std::size_t write_info(char *out) {
+    InfoWriter w(out);
+    w.entry("abi", TF_ABI_VERSION_STRING);
+    w.entry("name", P::name);
+    w.entry("version", P::version);
+    w.entry("description", P::description);
+    if constexpr (Detector<P>) w.entries("detector", P::process_names);
+    if constexpr (Activator<P>) w.entries("activator", P::activator_names);
+    if constexpr (ActivatedEngine<P>) {
+        w.entries("activated-socket", P::socket_suffixes);
+        w.entries("activated-service", P::service_names);
+    }
+    return w.size();
+}
+
+template <typename P>
+constexpr std::array<char, write_info<P>(nullptr)> plugin_info() {
+    std::array<char, write_info<P>(nullptr)> info{};
+    write_info<P>(info.data());
+    return info;
+}
+
 } // namespace detail
 } // namespace turtlefinder::sdk
 
@@ -418,11 +494,18 @@ struct Extensions {
 // others (Options::builtin_plugins) is compiled with its own, e.g.
 // -DTF_PLUGIN_ENTRY_NAME=tf_plugin_entry_moby, which the host declares as
 // extern "C" const tf_plugin_descriptor tf_plugin_entry_moby;
+// A built-in plugin has no file of its own to carry metadata: only a plugin
+// built as its own shared object writes the section.
 #ifndef TF_PLUGIN_ENTRY_NAME
 #define TF_PLUGIN_ENTRY_NAME tf_plugin_entry
+#define TF_PLUGIN_INFO_FOR(P)                                                                           \
+    [[gnu::used, gnu::section(TF_PLUGIN_INFO_SECTION)]] static constexpr auto tf_plugin_info_section_ = \
+        ::turtlefinder::sdk::detail::plugin_info<P>();
+#else
+#define TF_PLUGIN_INFO_FOR(P)
 #endif
 
-// Emits TF_PLUGIN_ENTRY_NAME for class P. Use once per shared object, at namespace scope.
+// Emits TF_PLUGIN_ENTRY_NAME for class P, and its metadata section (since 1.1). Use once per shared object, at namespace scope.
 #define TF_PLUGIN(P)                                                                                       \
     static_assert(::turtlefinder::sdk::detail::Detector<P> || ::turtlefinder::sdk::detail::Activator<P> || \
                       ::turtlefinder::sdk::detail::ActivatedEngine<P>,                                     \
@@ -437,4 +520,5 @@ struct Extensions {
         &::turtlefinder::sdk::detail::Extensions<P>::init,                                                 \
         &::turtlefinder::sdk::detail::Extensions<P>::deinit,                                               \
         &::turtlefinder::sdk::detail::Extensions<P>::get,                                                  \
-    };
+    };                                                                                                     \
+    TF_PLUGIN_INFO_FOR(P)

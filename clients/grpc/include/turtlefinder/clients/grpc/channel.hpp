@@ -91,4 +91,17 @@ void prepare(::grpc::ClientContext &ctx, std::chrono::milliseconds timeout,
 ::grpc::Status probe_call(const std::string &socket, std::chrono::milliseconds timeout,
                           const std::function<::grpc::Status(UnixChannel &, ::grpc::ClientContext &)> &call);
 
+// Why a probe's call to `socket` failed, in the plugin ABI's words (for
+// ProbeRequest::report): -ETIMEDOUT when nothing answered in time; when the
+// connection failed, the socket is connected to once more, plainly, to tell
+// -ECONNREFUSED, -EACCES or -ENOENT from a peer that accepts but sends
+// nothing in time (-ETIMEDOUT) or does not speak gRPC (-EPROTO); a gRPC
+// server without the service asked is -EPROTO too ("not this engine").
+// `what` names the call ("containerd's Version service").
+struct ProbeFailure {
+    int code = 0; // negative errno
+    std::string message;
+};
+ProbeFailure probe_failure(const std::string &socket, const ::grpc::Status &status, const std::string &what);
+
 } // namespace turtlefinder::clients::grpc

@@ -24,8 +24,10 @@ inline constexpr const char *default_skip_namespaces = "moby,k8s.io";
 std::set<std::string> split_list(const std::string &text);
 
 // containerd's version if `socket` answers containerd's Version call within
-// `timeout`, nullopt if it does not (wrong protocol, hangs, refuses).
-std::optional<std::string> probe_containerd(const std::string &socket, std::chrono::milliseconds timeout);
+// `timeout`, nullopt if it does not (wrong protocol, hangs, refuses); then
+// `failure`, when given, tells why.
+std::optional<std::string> probe_containerd(const std::string &socket, std::chrono::milliseconds timeout,
+                                            ProbeFailure *failure = nullptr);
 
 struct ContainerdOptions {
     std::string socket; // API socket path as the host can reach it

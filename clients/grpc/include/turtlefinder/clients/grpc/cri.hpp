@@ -30,8 +30,9 @@ struct CriVersion {
 };
 
 // The runtime's identity if `socket` answers runtime.v1 Version within
-// `timeout`, nullopt otherwise.
-std::optional<CriVersion> probe_cri(const std::string &socket, std::chrono::milliseconds timeout);
+// `timeout`, nullopt otherwise; then `failure`, when given, tells why.
+std::optional<CriVersion> probe_cri(const std::string &socket, std::chrono::milliseconds timeout,
+                                    ProbeFailure *failure = nullptr);
 
 struct CriOptions {
     std::string socket;
@@ -49,9 +50,9 @@ std::unique_ptr<sdk::EngineClient> make_cri_client(const sdk::ProbeRequest &requ
 
 // probe_cri + make_cri_client: a CRI engine client for `socket` (one of
 // request.api_paths), or null when it does not answer CRI within
-// request.timeout.
+// request.timeout (then `failure`, when given, tells why).
 std::unique_ptr<sdk::EngineClient> probe_cri_engine(const sdk::ProbeRequest &request, const std::string &socket,
-                                                    std::string flavor);
+                                                    std::string flavor, ProbeFailure *failure = nullptr);
 
 // PID in a verbose status "info" JSON document ({"pid": N, ...}), 0 if absent
 // or malformed.
