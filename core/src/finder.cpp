@@ -48,6 +48,12 @@ struct Finder::Impl {
     discovery::Prober prober; // under discovery_mu
     query::Assembler assembler; // under discovery_mu
     std::atomic<std::uint64_t> discoveries{0};
+    // Discovery durations (Stats::discovery_buckets) and the resyncs of
+    // watchers already dropped. Lock order: mu, counts_mu.
+    mutable std::mutex counts_mu;
+    decltype(Stats::discovery_buckets) discovery_buckets{};
+    double discovery_seconds = 0;
+    std::uint64_t dropped_resyncs = 0;
 
     // Every event is delivered under stream_mu, in one order for all
     // subscribers; a subscription with the state takes it before its
@@ -89,6 +95,7 @@ struct Finder::Impl {
     std::vector<Container> containers() {
         std::lock_guard serial(discovery_mu);
         ++discoveries;
+        const auto started = std::chrono::steady_clock::now();
         auto table = procfs::ProcessTable::scan(options.procfs_root);
         prune(table);
         // Probes and activations run side by side, each bounded by its own
@@ -103,7 +110,16 @@ struct Finder::Impl {
         auto result = query(table);
         tell_placement();
         for (auto &w : fresh) announce(*w);
+        count_discovery(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         return result;
+    }
+
+    void count_discovery(double seconds) {
+        const auto &bounds = Stats::discovery_bounds;
+        auto bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
+        std::lock_guard lock(counts_mu);
+        ++discovery_buckets[static_cast<std::size_t>(bucket)];
+        discovery_seconds += seconds;
     }
 
     // Drops the engines whose process is gone or whose watch ended.
@@ -116,6 +132,8 @@ struct Finder::Impl {
                 const auto *p = table.find(w->process.pid);
                 bool gone = p == nullptr || p->starttime != w->process.starttime;
                 if (gone || w->watcher->dead()) {
+                    std::lock_guard counts(counts_mu); // its resyncs stay counted
+                    dropped_resyncs += w->watcher->resyncs();
                     dropped.push_back(w);
                     return true;
                 }
@@ -402,6 +420,13 @@ Stats Finder::stats() const {
     s.probes = impl_->prober.probes();
     s.activator_socket_reads = impl_->prober.activator_socket_reads();
     s.activations = impl_->prober.activations();
+    s.probes_by_plugin = impl_->prober.probes_by_plugin();
+    std::shared_lock lock(impl_->mu);
+    for (const auto &w : impl_->watched) s.watch_resyncs += w->watcher->resyncs();
+    std::lock_guard counts(impl_->counts_mu); // lock order: mu, counts_mu
+    s.discovery_buckets = impl_->discovery_buckets;
+    s.discovery_seconds = impl_->discovery_seconds;
+    s.watch_resyncs += impl_->dropped_resyncs;
     return s;
 }
 

@@ -95,7 +95,10 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
 std::vector<FoundEngine> Prober::activate(const ActivationJob &job, const std::string &procfs_root) {
     std::vector<FoundEngine> found;
     auto service = run_activation(procfs_root, job, options_.probe_timeout);
-    if (!service) return found;
+    if (!service) {
+        count_probe(job.plugin->name(), "activation");
+        return found;
+    }
     ++activations_;
     for (auto &f : probe(service->service, service->plugin, true, {service->socket})) {
         f.api_inode = service->socket.socket.inode;
@@ -207,6 +210,11 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
     else if (found.empty())
         log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
                     process.pid, input.api_paths.size());
+    const char *failure = !found.empty()         ? nullptr
+                          : sockets.empty()      ? "no_socket"
+                          : !outcome.result.ok() ? "error"
+                                                 : "no_engine";
+    count_probe(plugin->name(), failure);
     if (candidate != nullptr && found.empty()) {
         if (sockets.empty())
             candidate->reason = "no listening unix socket";
@@ -216,6 +224,18 @@ std::vector<FoundEngine> Prober::probe(const procfs::Process &process,
             candidate->reason = "no socket answered as this engine (timeout, refused or not this protocol)";
     }
     return found;
+}
+
+void Prober::count_probe(const std::string &plugin, const char *failure) {
+    std::lock_guard lock(counts_mu_);
+    auto &counts = by_plugin_[plugin];
+    ++counts.probes;
+    if (failure != nullptr) ++counts.failures[failure];
+}
+
+std::map<std::string, Stats::PluginProbes> Prober::probes_by_plugin() const {
+    std::lock_guard lock(counts_mu_);
+    return by_plugin_;
 }
 
 void Prober::hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,

@@ -83,6 +83,9 @@ public:
     std::uint64_t probes() const { return probes_; }
     std::uint64_t activations() const { return activations_; }
     std::uint64_t activator_socket_reads() const { return activator_socket_reads_; }
+    // Probes and activations by plugin, with those that gave no engine by
+    // reason (see Stats::probes_by_plugin). [any-thread]
+    std::map<std::string, Stats::PluginProbes> probes_by_plugin() const;
 
 private:
     struct Pending {
@@ -106,6 +109,8 @@ private:
     // Activates one socket and probes the service that starts (any thread).
     std::vector<FoundEngine> activate(const ActivationJob &job, const std::string &procfs_root);
     void schedule_retry(const procfs::ProcessKey &process, bool found_any);
+    // Counts one probe by `plugin`; `failure` is its reason when it gave no engine.
+    void count_probe(const std::string &plugin, const char *failure);
     // Takes the result of a pending that ended.
     void harvest(Pending &pending, const std::function<void(FoundEngine)> &found);
     // False (and a debug line) when an engine at that API is watched already.
@@ -121,6 +126,8 @@ private:
     Activation activation_;
     WatchedApis watched_; // of the current discovery, with what it found so far
     std::atomic<std::uint64_t> probes_{0}, activations_{0}, activator_socket_reads_{0};
+    mutable std::mutex counts_mu_;
+    std::map<std::string, Stats::PluginProbes> by_plugin_; // under counts_mu_
 };
 
 } // namespace turtlefinder::discovery
