@@ -218,9 +218,12 @@ FileSettings load_config(const std::string &path, Options &options) {
                     o.plugin_settings[std::string(plugin)][std::string(sk)] =
                         r.string(pkey + "." + std::string(sk), sv);
             }
+        } else if (key == "serve") {
+            if (!v.is_object()) r.fail(key, "expected an object of node service settings");
+            settings.serve = json::serialize(v);
         } else {
             r.fail(key, "unknown key (known: plugin_dirs, disabled_plugins, workers, online_wait_ms, "
-                        "probe_timeout_ms, relist_interval_ms, log_level, procfs_root, plugin_settings)");
+                        "probe_timeout_ms, relist_interval_ms, log_level, procfs_root, plugin_settings, serve)");
         }
     }
     options = std::move(o);

@@ -38,6 +38,8 @@ struct Finder::Impl {
     };
 
     Options options;
+    std::vector<std::string> plugin_dirs; // searched in this order
+    mutable std::mutex registry_mu; // loading (under discovery_mu too) against reading the statuses
     plugins::Registry registry;
 
     std::mutex discovery_mu; // one discovery (scan, prune, probe, watch, query) at a time
@@ -70,11 +72,11 @@ struct Finder::Impl {
 
     explicit Impl(Options o) : options(std::move(o)), prober(registry, options) {
         plugins::check_plugin_dirs(options.plugin_dirs); // a directory the caller names must be one
-        auto dirs = options.plugin_dirs;
+        plugin_dirs = options.plugin_dirs;
         if (options.default_plugin_dirs)
-            for (auto &d : plugins::default_plugin_dirs()) dirs.push_back(std::move(d));
+            for (auto &d : plugins::default_plugin_dirs()) plugin_dirs.push_back(std::move(d));
         for (const auto *builtin : options.builtin_plugins) registry.add(builtin, {}, options.disabled_plugins);
-        registry.load_directories(dirs, options.disabled_plugins);
+        registry.load_directories(plugin_dirs, options.disabled_plugins);
         registry.warn_unmatched(options.disabled_plugins);
     }
 
@@ -412,7 +414,22 @@ std::size_t Finder::engine_count() {
 
 std::vector<turtlefinder::Candidate> Finder::candidates() const { return impl_->prober.candidates(); }
 
-std::vector<PluginStatus> Finder::plugins() const { return impl_->registry.statuses(); }
+std::vector<PluginStatus> Finder::plugins() const {
+    std::lock_guard lock(impl_->registry_mu);
+    return impl_->registry.statuses();
+}
+
+// Discoveries look plugins up under discovery_mu, so loading under it races
+// with none of them.
+std::size_t Finder::reload_plugins() {
+    std::lock_guard serial(impl_->discovery_mu);
+    std::lock_guard lock(impl_->registry_mu);
+    std::size_t before = impl_->registry.plugins().size();
+    impl_->registry.reload_directories(impl_->plugin_dirs, impl_->options.disabled_plugins);
+    return impl_->registry.plugins().size() - before;
+}
+
+std::vector<std::string> Finder::plugin_directories() const { return impl_->plugin_dirs; }
 
 Stats Finder::stats() const {
     Stats s;

@@ -4,8 +4,12 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <thread>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -18,6 +22,9 @@
 #include <turtlefinder/finder.hpp>
 
 #include "output.hpp"
+#include "serve/client.hpp"
+#include "serve/service.hpp"
+#include "serve/settings.hpp"
 
 namespace tf = turtlefinder;
 
@@ -37,6 +44,8 @@ Commands:
   engines       the engines only
   sockets       every process holding listening unix sockets, with their paths
   plugins       loaded plugins, what they claim, and refused ones with the reason
+  serve         run as the node service: discover in the background and serve
+                the results read-only over HTTP (see "Node service options")
 
 Options:
   --json               machine-readable output (schema "turtlefinder/v1")
@@ -47,8 +56,35 @@ Options:
   --online-wait MS     how long to wait for new engines' first sync (default 2000)
   --procfs-root DIR    read processes from the procfs mounted at DIR (default /proc),
                        e.g. the host's /proc mounted into a container
+  --no-service         discover here even when a node service runs
+  --service-socket PATH
+                       the node service to ask first (default
+                       /run/turtlefinder/turtlefinder.sock)
   --help               this text
   --version            the version
+
+The default command, `engines` and `--watch` first ask the node service at
+its socket and print its view (JSON marked with "service"); when none
+answers, or with --no-service, --plugin-dir, --config, --online-wait or
+--procfs-root, they discover by themselves.
+
+Node service options (serve):
+  --socket PATH        unix socket to listen on (default
+                       /run/turtlefinder/turtlefinder.sock, mode 0660; "" none)
+  --socket-group GROUP group owning the socket
+  --listen [ADDR:]PORT also listen on TCP (repeatable; loopback when no ADDR)
+  --discovery-period MS  background discovery period (default 5000)
+  --threads N          serving threads (default 2)
+  --max-connections N  connections served at once (default 512)
+  --max-header-bytes N largest request head (default 8192)
+  --header-timeout MS  a request head must arrive within (default 10000)
+  --idle-timeout MS    keep-alive wait and write stall limit (default 30000)
+  --max-sse-subscribers N  event stream clients at once (default 256)
+  --sse-queue N        events a stream client may lag behind before it is
+                       dropped (default 1024)
+  --event-buffer N     recent events kept for Last-Event-ID (default 4096)
+  --keepalive MS       event stream keep-alive comment interval (default 15000)
+  Under systemd socket activation (LISTEN_FDS) the passed sockets are used.
 
 Exit status: 0 ok, 1 failure, 2 bad usage.
 )";
@@ -62,6 +98,11 @@ struct Args {
     std::optional<std::string> log_level;
     std::optional<long> online_wait_ms;
     std::optional<std::string> procfs_root;
+    bool no_service = false;
+    std::string service_socket = tf::serve::default_socket;
+    // serve flags, applied over the configuration file's "serve" object
+    std::vector<std::function<void(tf::serve::Settings &)>> serve_flags;
+    bool serve_flag_seen = false;
 };
 
 [[noreturn]] void usage_error(const std::string &message) {
@@ -107,15 +148,41 @@ Args parse(int argc, char **argv) {
             a.procfs_root = value(i, "--procfs-root");
             if (a.procfs_root->empty() || (*a.procfs_root)[0] != '/')
                 usage_error("--procfs-root takes an absolute path");
+        } else if (arg == "--no-service") {
+            a.no_service = true;
+        } else if (is("--service-socket")) {
+            a.service_socket = value(i, "--service-socket");
+        } else if (is("--socket")) {
+            std::string v = value(i, "--socket");
+            if (!v.empty() && v[0] != '/') usage_error("--socket takes an absolute path, or \"\" for none");
+            a.serve_flags.push_back([v](tf::serve::Settings &s) { s.socket = v; });
+            a.serve_flag_seen = true;
+        } else if (is("--socket-group")) {
+            std::string v = value(i, "--socket-group");
+            a.serve_flags.push_back([v](tf::serve::Settings &s) { s.socket_group = v; });
+            a.serve_flag_seen = true;
+        } else if (is("--listen")) {
+            std::string v = value(i, "--listen");
+            a.serve_flags.push_back([v](tf::serve::Settings &s) { s.listen.push_back(v); });
+            a.serve_flag_seen = true;
+        } else if (auto limit = std::find_if(tf::serve::limits().begin(), tf::serve::limits().end(),
+                                             [&](const tf::serve::Limit &l) { return is(l.flag); });
+                   limit != tf::serve::limits().end()) {
+            std::string v = value(i, limit->flag);
+            tf::serve::Settings check;
+            if (auto bad = tf::serve::parse_limit(*limit, v, check)) usage_error(*bad);
+            a.serve_flags.push_back([l = *limit, n = limit->get(check)](tf::serve::Settings &s) { l.set(s, n); });
+            a.serve_flag_seen = true;
         } else if (!arg.empty() && arg[0] == '-') {
             usage_error("unknown option " + arg);
-        } else if (a.command.empty() && (arg == "engines" || arg == "sockets" || arg == "plugins")) {
+        } else if (a.command.empty() && (arg == "engines" || arg == "sockets" || arg == "plugins" || arg == "serve")) {
             a.command = arg;
         } else {
             usage_error("unknown command " + arg);
         }
     }
     if (a.watch && !a.command.empty()) usage_error("--watch goes with the default command only");
+    if (a.serve_flag_seen && a.command != "serve") usage_error("node service options go with `serve` only");
     return a;
 }
 
@@ -163,8 +230,12 @@ int run_sockets(const tf::Options &options, bool json) {
     return 0;
 }
 
-int run_plugins(const tf::Finder &finder) {
+int run_plugins(const tf::Finder &finder, bool json) {
     auto statuses = finder.plugins();
+    if (json) {
+        tf::cli::print_plugins_json(std::cout, statuses);
+        return 0;
+    }
     if (statuses.empty()) std::cout << "no plugins found (a build tree's are found when run through `meson devenv`)\n";
     for (const auto &s : statuses) {
         if (s.loaded) {
@@ -237,22 +308,102 @@ int run_watch(tf::Finder &finder, bool json) {
     return 0;
 }
 
+// The node service's answer, printed as the CLI prints its own discovery;
+// nullopt when no service answers (then the CLI discovers by itself).
+std::optional<int> run_via_service(const Args &args) {
+    namespace serve = tf::serve;
+    if (args.watch) {
+        sigset_t set = termination_signals();
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);
+        serve::EventReader reader(args.service_socket);
+        if (!reader.open(std::chrono::seconds(30))) return std::nullopt;
+        std::atomic<bool> ended{false};
+        std::map<std::string, std::shared_ptr<const tf::Engine>> engines;
+        std::thread thread([&] {
+            reader.run([&](const std::string &data) {
+                if (args.json) {
+                    std::cout << data << std::endl;
+                    return;
+                }
+                try {
+                    tf::cli::print_event(std::cout, serve::parse_event(data, engines), false);
+                } catch (const std::exception &e) {
+                    std::cerr << "turtlefinder: the service sent an event that is not JSON: " << e.what() << '\n';
+                }
+            });
+            ended = true;
+        });
+        bool interrupted = false;
+        while (!ended) {
+            timespec period{0, 200 * 1000 * 1000};
+            int sig = sigtimedwait(&set, nullptr, &period);
+            if (sig == SIGINT || sig == SIGTERM) {
+                interrupted = true;
+                reader.stop();
+                break;
+            }
+        }
+        thread.join();
+        if (interrupted) return 0;
+        std::cerr << "turtlefinder: the node service ended the event stream\n";
+        return 1;
+    }
+    bool engines_only = args.command == "engines";
+    auto body = serve::service_get(args.service_socket, engines_only ? "/v1/engines" : "/v1/containers",
+                                   std::chrono::seconds(30));
+    if (!body) return std::nullopt;
+    if (args.json) {
+        std::cout << *body << std::flush;
+        return 0;
+    }
+    serve::View view;
+    try {
+        view = serve::parse_view(*body);
+    } catch (const std::exception &e) {
+        std::cerr << "turtlefinder: the node service answered what is not a turtlefinder/v1 document: " << e.what()
+                  << '\n';
+        return 1;
+    }
+    tf::cli::warn_not_online(std::cerr, view.engines);
+    tf::cli::warn_candidates(std::cerr, view.candidates);
+    if (engines_only)
+        tf::cli::print_engines(std::cout, view.engines, false, view.candidates);
+    else
+        tf::cli::print_tree(std::cout, view.engines, view.containers, terminal_style());
+    return 0;
+}
+
+int run_serve(tf::Finder &finder, tf::serve::Settings settings) {
+    tf::serve::Service service(finder, std::move(settings));
+    service.run();
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
     Args args = parse(argc, argv);
     tf::Options options;
+    tf::serve::Settings serve_settings;
     try {
         std::string config = args.config.value_or(tf::default_config_path());
         if (args.config || ::access(config.c_str(), F_OK) == 0) {
             auto file = tf::load_config(config, options);
             if (!file.log_level.empty()) tf::set_log_level(file.log_level);
+            if (!file.serve.empty()) tf::serve::apply_config(config, file.serve, serve_settings);
         }
+        for (const auto &apply : args.serve_flags) apply(serve_settings);
     } catch (const std::exception &e) {
         std::cerr << "turtlefinder: " << e.what() << '\n';
         return 1;
     }
     if (args.log_level && !tf::set_log_level(*args.log_level)) usage_error("unknown log level " + *args.log_level);
+    // A discovery shaped by options of its own is not the service's to answer.
+    bool own_discovery =
+        args.no_service || !args.plugin_dirs.empty() || args.config || args.online_wait_ms || args.procfs_root;
+    if (!own_discovery && (args.command.empty() || args.command == "engines")) {
+        if (auto status = run_via_service(args)) return *status;
+    }
     options.plugin_dirs.insert(options.plugin_dirs.begin(), args.plugin_dirs.begin(), args.plugin_dirs.end());
 #ifdef TF_CLI_BUILTIN_PLUGINS
     options.builtin_plugins = cli_builtin_plugins();
@@ -271,13 +422,18 @@ int main(int argc, char **argv) {
             warn_if_not_root();
             return run_sockets(options, args.json);
         }
+        if (args.command == "serve") {
+            warn_if_not_root();
+            tf::Finder finder(options);
+            return run_serve(finder, std::move(serve_settings));
+        }
         if (args.watch) {
             // Blocked before the Finder starts threads, so only sigtimedwait sees them.
             sigset_t set = termination_signals();
             pthread_sigmask(SIG_BLOCK, &set, nullptr);
         }
         tf::Finder finder(options);
-        if (args.command == "plugins") return run_plugins(finder);
+        if (args.command == "plugins") return run_plugins(finder, args.json);
         warn_if_not_root();
         if (args.watch) return run_watch(finder, args.json);
         std::vector<tf::Container> containers;

@@ -366,4 +366,30 @@ void print_event(std::ostream &out, const Event &event, bool json) {
         << std::endl;
 }
 
+void print_plugins_json(std::ostream &out, const std::vector<PluginStatus> &plugins) {
+    auto strings = [](const std::vector<std::string> &list) {
+        json::array a;
+        for (const auto &s : list) a.push_back(json::value(valid_utf8(s)));
+        return a;
+    };
+    json::array list;
+    for (const auto &p : plugins) {
+        json::object o;
+        o["file"] = valid_utf8(p.file);
+        o["name"] = valid_utf8(p.name);
+        o["version"] = valid_utf8(p.version);
+        o["description"] = valid_utf8(p.description);
+        o["kinds"] = strings(p.kinds);
+        o["claims"] = strings(p.claims);
+        o["loaded"] = p.loaded;
+        o["builtin"] = p.builtin;
+        o["reason"] = valid_utf8(p.reason);
+        list.push_back(std::move(o));
+    }
+    json::object doc;
+    doc["schema"] = json_schema;
+    doc["plugins"] = std::move(list);
+    out << json::serialize(doc) << '\n';
+}
+
 } // namespace turtlefinder::cli

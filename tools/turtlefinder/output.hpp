@@ -46,5 +46,8 @@ void print_json(std::ostream &out, const std::vector<std::shared_ptr<const Engin
 void print_engines(std::ostream &out, const std::vector<std::shared_ptr<const Engine>> &engines, bool json,
                    const std::vector<Candidate> &candidates = {});
 void print_event(std::ostream &out, const Event &event, bool json);
+// Loaded and refused plugins: {"schema", "plugins": [{"file", "name", "version",
+// "description", "kinds", "claims", "loaded", "builtin", "reason"}]}.
+void print_plugins_json(std::ostream &out, const std::vector<PluginStatus> &plugins);
 
 } // namespace turtlefinder::cli

@@ -80,6 +80,14 @@ public:
     std::size_t engine_count();
     // Loaded and refused plugins.
     std::vector<PluginStatus> plugins() const;
+    // Reads the plugin directories again: loads the plugin files that
+    // appeared since (the next discovery uses them) and tries refused files
+    // again; loaded plugins stay as they are (a removed file is not
+    // unloaded). Returns the number of plugins newly loaded. Waits for a
+    // discovery that runs.
+    std::size_t reload_plugins();
+    // The directories plugins are loaded from, in search order.
+    std::vector<std::string> plugin_directories() const;
     Stats stats() const;
     // Processes a detector claimed whose sockets gave no engine, as of the
     // last discovery.

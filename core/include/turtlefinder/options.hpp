@@ -60,6 +60,9 @@ namespace turtlefinder {
 // Settings of the configuration file that are not Finder options.
 struct FileSettings {
     std::string log_level; // empty: not set
+    // The "serve" object (settings of the node service, which reads them
+    // itself), as JSON text; empty: not set.
+    std::string serve;
 };
 
 // Reads a configuration file (JSON, keys as documented in README) into

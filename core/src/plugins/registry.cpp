@@ -76,6 +76,11 @@ void Registry::load_directories(const std::vector<std::string> &dirs, const std:
     }
 }
 
+void Registry::reload_directories(const std::vector<std::string> &dirs, const std::set<std::string> &disabled) {
+    std::erase_if(statuses_, [](const PluginStatus &s) { return !s.loaded && !s.builtin; });
+    load_directories(dirs, disabled);
+}
+
 void Registry::warn_unmatched(const std::set<std::string> &disabled) const {
     for (const auto &name : disabled) {
         bool known =

@@ -30,6 +30,9 @@ public:
     // are skipped with one warning naming the file and the reason, and listed
     // in statuses(). Plugins whose name is in `disabled` are not initialised.
     void load_directories(const std::vector<std::string> &dirs, const std::set<std::string> &disabled = {});
+    // Loads the files of `dirs` not loaded yet, and tries those refused or
+    // disabled before again (their earlier statuses are dropped).
+    void reload_directories(const std::vector<std::string> &dirs, const std::set<std::string> &disabled = {});
     // Warns once for each name in `disabled` that matches no plugin found (a
     // typo would otherwise leave the plugin enabled without a word).
     void warn_unmatched(const std::set<std::string> &disabled) const;
