@@ -64,6 +64,9 @@ if [[ $profile == test ]]; then
     debhelper dpkg-dev fakeroot lintian
     # what the lab uses besides engines
     busybox-static util-linux iproute2 procps
+    # the node service's clients: Prometheus (and promtool), a headless
+    # browser; the deployment files' YAML
+    prometheus chromium python3-yaml
   )
   engine_commands=(
     [docker.io]="dockerd docker"
