@@ -37,7 +37,7 @@ meson configure "$builddir" -Dtests=true -Dbenchmarks=true >/dev/null
 # the lab's runtime wrapper (not the test suites).
 mapfile -t targets < <(meson introspect "$builddir" --targets | python3 -c '
 import json, os, sys
-wanted = {"turtlefinder", "tf-bench-procfs", "tf-bench-engines", "tf-bench-idle-finder", "tf-lab-runc"}
+wanted = {"turtlefinder", "tf-bench-procfs", "tf-bench-engines", "tf-bench-idle-finder", "tf-bench-serve", "tf-lab-runc"}
 root = os.path.realpath(sys.argv[1])
 for t in json.load(sys.stdin):
     path = os.path.relpath(t["filename"][0], root)
@@ -55,9 +55,11 @@ trap 'rm -rf "$results"' EXIT
 if ((quick)); then
   procfs_args=(--reps 3 --sizes host,1000)
   engines_args=(--reps 3 --stages 10,100 --sizes 1000 --cli-reps 3 --starts 10 --footprint-reps 1 --pairs 20)
+  serve_args=(--seconds 10 --reps 3)
 else
   procfs_args=(--reps 10)
   engines_args=()
+  serve_args=()
 fi
 
 status=0
@@ -67,7 +69,9 @@ echo "bench: figure 1 (process scan)" >&2
 echo "bench: figures 2-5 (engines)" >&2
 unshare --pid --fork --mount-proc \
   "$builddir/tests/bench/tf-bench-engines" --out "$results/engines.jsonl" "${engines_args[@]}" || status=1
+echo "bench: figure 6 (the node service under load)" >&2
+"$builddir/tests/bench/tf-bench-serve" --out "$results/serve.jsonl" "${serve_args[@]}" || status=1
 echo "bench: ran in $((SECONDS - start)) s" >&2
 echo
-python3 tests/bench/report.py "$results/procfs.jsonl" "$results/engines.jsonl" || status=1
+python3 tests/bench/report.py "$results/procfs.jsonl" "$results/engines.jsonl" "$results/serve.jsonl" || status=1
 exit $status

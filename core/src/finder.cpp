@@ -426,7 +426,9 @@ std::size_t Finder::reload_plugins() {
     std::lock_guard lock(impl_->registry_mu);
     std::size_t before = impl_->registry.plugins().size();
     impl_->registry.reload_directories(impl_->plugin_dirs, impl_->options.disabled_plugins);
-    return impl_->registry.plugins().size() - before;
+    std::size_t loaded = impl_->registry.plugins().size() - before;
+    if (loaded > 0) impl_->prober.plugins_changed();
+    return loaded;
 }
 
 std::vector<std::string> Finder::plugin_directories() const { return impl_->plugin_dirs; }

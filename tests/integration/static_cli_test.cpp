@@ -33,7 +33,7 @@ TEST(StaticCli, FindsTheLabsEngineWithNoPluginFiles) {
     // A loaded plugin's last line is its file: here never a path.
     EXPECT_EQ(plugins.out.find("\n    /"), std::string::npos) << "a plugin file was loaded:\n" << plugins.out;
 
-    auto listed = lab::run({TF_STATIC_CLI, "--json"}, no_plugin_path);
+    auto listed = lab::run({TF_STATIC_CLI, "--json", "--no-service"}, no_plugin_path);
     ASSERT_TRUE(listed.ok()) << listed.err;
     auto doc = json::parse(listed.out).as_object();
     const auto &engines = doc.at("engines").as_array();

@@ -117,6 +117,10 @@ void Activation::finished(const ActivationJob &job, bool found_engine) {
     a.fruitless[job.socket.socket.inode].failed();
 }
 
+void Activation::plugins_changed() {
+    for (auto &[pid, a] : activators_) a.dirty = true;
+}
+
 std::vector<ActivationJob> Activation::due(const procfs::ProcessTable &table, const plugins::Registry &registry,
                                            const std::set<std::uint64_t> &watched) {
     const std::string &root = table.root();

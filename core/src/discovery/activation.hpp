@@ -57,6 +57,9 @@ public:
     void finished(const ActivationJob &job, bool found_engine);
     // The engine behind this socket is gone: activate it again next time.
     void forget(std::uint64_t socket_inode);
+    // Plugins were loaded: every activator's sockets are read again next
+    // time, for suffixes a new plugin claims.
+    void plugins_changed();
     // How often an activator's listening sockets were read (after a change).
     std::uint64_t socket_reads() const { return socket_reads_; }
 

@@ -58,6 +58,8 @@ public:
     void prune(const procfs::ProcessTable &table);
     // The activated engine behind this socket is gone: activate it again.
     void forget_activation(std::uint64_t socket_inode);
+    // Plugins were loaded: activators' sockets are read again.
+    void plugins_changed() { activation_.plugins_changed(); }
     // The engine of this still running process was dropped (its API socket
     // went away): probe the process again, afresh.
     void reprobe(const procfs::ProcessKey &process);

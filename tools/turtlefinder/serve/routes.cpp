@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "routes.hpp"
 
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/json.hpp>
 
 #include "output.hpp"
@@ -15,6 +17,22 @@ Reply error_reply(unsigned status, std::string_view message) {
     r.status = status;
     r.body = boost::json::serialize(o) + "\n";
     return r;
+}
+
+void limit_parser(http::request_parser<http::string_body> &parser, std::int64_t max_header_bytes) {
+    parser.header_limit(static_cast<std::uint32_t>(max_header_bytes));
+    parser.body_limit(0);
+}
+
+std::optional<Reply> read_error_reply(const boost::system::error_code &ec) {
+    namespace asio = boost::asio;
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == boost::beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset || ec == asio::error::eof ||
+        ec == asio::error::bad_descriptor)
+        return std::nullopt;
+    if (ec == http::error::header_limit) return error_reply(431, "request header too large");
+    if (ec == http::error::body_limit) return error_reply(413, "a request has no body here");
+    return error_reply(400, "bad request: " + ec.message());
 }
 
 std::optional<std::string_view> target_path(std::string_view target) {

@@ -49,6 +49,15 @@ struct Routed {
 };
 Routed route(const std::vector<Route> &routes, http::verb method, std::string_view target);
 
+// A parser for one request head, with the service's limits: the head at most
+// `max_header_bytes`, no body (the service is read-only).
+void limit_parser(http::request_parser<http::string_body> &parser, std::int64_t max_header_bytes);
+
+// The answer to a request that could not be read: 431 (head too large), 413
+// (a body), 400 (not HTTP); nullopt when the connection just ends (closed by
+// the client, timed out, cancelled), with nothing to answer.
+std::optional<Reply> read_error_reply(const boost::system::error_code &ec);
+
 // The path of a request target ("/v1/events?x" → "/v1/events"); nullopt
 // when it is not an origin-form path.
 std::optional<std::string_view> target_path(std::string_view target);

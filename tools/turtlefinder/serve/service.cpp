@@ -109,7 +109,14 @@ struct Service::Impl {
     asio::io_context ioc;
     std::vector<std::unique_ptr<Acceptor>> acceptors;
     std::vector<std::string> endpoints;
-    std::string socket_file; // the unix socket file created (removed at the end)
+    // The unix socket file created: removed at the end, also when a later
+    // listener cannot be opened.
+    struct SocketFile {
+        std::string path;
+        ~SocketFile() {
+            if (!path.empty()) ::unlink(path.c_str());
+        }
+    } socket_file;
     asio::signal_set signals{ioc, SIGTERM, SIGINT};
     std::unique_ptr<asio::posix::stream_descriptor> inotify;
     std::array<char, 4096> inotify_buffer{};
@@ -121,6 +128,9 @@ struct Service::Impl {
 
     std::mutex sessions_mu;
     std::map<Session *, std::weak_ptr<Session>> sessions;
+    // Takes event stream clients' states (EventHub::open) off the serving
+    // threads. Last: joined before anything a session uses goes.
+    asio::thread_pool snapshots{1};
 
     Impl(Finder &f, Settings s)
         : finder(f),
@@ -131,10 +141,6 @@ struct Service::Impl {
         add_routes();
         open_listeners();
         watch_plugin_dirs();
-    }
-
-    ~Impl() {
-        if (!socket_file.empty()) ::unlink(socket_file.c_str());
     }
 
     // THE route table: one line per path.
@@ -224,7 +230,7 @@ struct Service::Impl {
         boost::system::error_code bec;
         acceptor->bind(Protocol::endpoint(asio::local::stream_protocol::endpoint(path)), bec);
         if (bec) throw std::runtime_error(fmt::format("--socket {}: cannot bind: {}", path, bec.message()));
-        socket_file = path;
+        socket_file.path = path;
         if (!settings.socket_group.empty()) {
             struct group *g = ::getgrnam(settings.socket_group.c_str());
             if (g == nullptr)
@@ -352,8 +358,7 @@ private:
         if (svc_.draining) return close();
         state_ = State::reading;
         parser_.emplace();
-        parser_->header_limit(static_cast<std::uint32_t>(svc_.settings.max_header_bytes));
-        parser_->body_limit(0); // read-only: a request has no body
+        limit_parser(*parser_, svc_.settings.max_header_bytes);
         // The whole head must come within the timeout, however it trickles
         // in; on a kept-alive connection the wait for it is the idle timeout.
         stream_.expires_after(first_ ? svc_.settings.header_timeout : svc_.settings.idle_timeout);
@@ -364,12 +369,10 @@ private:
     void on_read(beast::error_code ec) {
         if (state_ == State::closed) return;
         first_ = false;
-        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
-            ec == asio::error::connection_reset)
+        if (ec) {
+            if (auto reply = read_error_reply(ec)) return reply_and_close(*reply);
             return close();
-        if (ec == http::error::header_limit) return reply_and_close(error_reply(431, "request header too large"));
-        if (ec == http::error::body_limit) return reply_and_close(error_reply(413, "a request has no body here"));
-        if (ec) return reply_and_close(error_reply(400, "bad request: " + ec.message()));
+        }
         const Request &req = parser_->get();
         path_ = std::string(target_path(req.target()).value_or(""));
         head_ = req.method() == http::verb::head;
@@ -409,18 +412,34 @@ private:
 
     // ---- Server-Sent Events ----
 
+    // The state is taken on the snapshot thread: it waits for a discovery
+    // under way, which must never hold a serving thread.
     void start_events(const Request &req) {
         std::optional<std::string> last;
         if (auto it = req.find("Last-Event-ID"); it != req.end()) last = std::string(it->value());
-        std::weak_ptr<Session> weak = weak_from_this();
-        auto opened = svc_.hub.open(last, [weak] {
-            if (auto self = weak.lock()) self->wake();
+        state_ = State::handling;
+        stream_.expires_never();
+        auto guard = asio::make_work_guard(stream_.get_executor());
+        asio::post(svc_.snapshots, [self = shared_from_this(), last, guard]() mutable {
+            std::weak_ptr<Session> weak = self;
+            auto opened = self->svc_.hub.open(last, [weak] {
+                if (auto s = weak.lock()) s->wake();
+            });
+            asio::post(self->stream_.get_executor(),
+                       [self, opened = std::move(opened), guard = std::move(guard)]() mutable {
+                           self->stream_events(std::move(opened));
+                       });
         });
+    }
+
+    void stream_events(EventHub::Opened opened) {
+        if (opened.accepted) hub_handle_ = opened.handle; // closed with the session
+        if (state_ == State::closed) return;
+        if (svc_.draining) return close();
         if (!opened.accepted) {
             keep_alive_ = false;
             return respond(error_reply(503, "too many event stream subscribers"));
         }
-        hub_handle_ = opened.handle;
         svc_.counters->request(path_, 200);
         svc_.counters->subscriber_added();
         state_ = State::streaming;
@@ -527,30 +546,36 @@ private:
 };
 
 void Service::Impl::accept(Acceptor &acceptor) {
-    acceptor.async_accept(asio::make_strand(ioc),
-                          [this, &acceptor](boost::system::error_code ec, Protocol::socket socket) {
-                              if (ec == asio::error::operation_aborted || draining) return;
-                              if (!ec) {
-                                  if (connections >= settings.max_connections) {
-                                      // Told briefly, then closed; never queued.
-                                      counters->request("", 503);
-                                      auto stream = std::make_shared<Stream>(std::move(socket));
-                                      auto res = std::make_shared<http::response<http::string_body>>(
-                                          make_response(error_reply(503, "too many connections"), 11, false, false));
-                                      stream->expires_after(std::chrono::seconds(1));
-                                      http::async_write(*stream, *res, [stream, res](beast::error_code, std::size_t) {
-                                          boost::system::error_code ignored;
-                                          stream->socket().shutdown(Protocol::socket::shutdown_both, ignored);
-                                          stream->close();
-                                      });
-                                  } else {
-                                      std::make_shared<Session>(*this, std::move(socket))->start();
-                                  }
-                              } else {
-                                  std::cerr << "turtlefinder: serve: accept: " << ec.message() << '\n';
-                              }
-                              accept(acceptor);
-                          });
+    acceptor.async_accept(
+        asio::make_strand(ioc), [this, &acceptor](boost::system::error_code ec, Protocol::socket socket) {
+            if (ec == asio::error::operation_aborted || draining) return;
+            if (!ec) {
+                if (connections >= settings.max_connections) {
+                    // Told briefly, then closed; never queued.
+                    counters->request("", 503);
+                    auto stream = std::make_shared<Stream>(std::move(socket));
+                    auto res = std::make_shared<http::response<http::string_body>>(
+                        make_response(error_reply(503, "too many connections"), 11, false, false));
+                    stream->expires_after(std::chrono::seconds(1));
+                    http::async_write(*stream, *res, [stream, res](beast::error_code, std::size_t) {
+                        boost::system::error_code ignored;
+                        stream->socket().shutdown(Protocol::socket::shutdown_both, ignored);
+                        stream->close();
+                    });
+                } else {
+                    std::make_shared<Session>(*this, std::move(socket))->start();
+                }
+            } else {
+                // Out of fds, say: not again at once, in a loop.
+                std::cerr << "turtlefinder: serve: accept: " << ec.message() << '\n';
+                auto pause = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(100));
+                pause->async_wait([this, &acceptor, pause](boost::system::error_code) {
+                    if (!draining) accept(acceptor);
+                });
+                return;
+            }
+            accept(acceptor);
+        });
 }
 
 void Service::Impl::drain() {
@@ -583,6 +608,7 @@ void Service::run() {
     for (std::int64_t i = 1; i < s.settings.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
     s.ioc.run();
     for (auto &t : threads) t.join();
+    s.snapshots.join();
 }
 
 void Service::stop() {
