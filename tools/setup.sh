@@ -68,6 +68,9 @@ if [[ $profile == test ]]; then
     busybox-static util-linux iproute2 procps
     # rootless engines (RootlessKit, newuidmap/newgidmap, user-mode networking)
     rootlesskit uidmap slirp4netns
+    # the node service's clients: Prometheus (and promtool), a headless
+    # browser; the deployment files' YAML
+    prometheus chromium python3-yaml
   )
   engine_commands=(
     [docker.io]="dockerd docker"

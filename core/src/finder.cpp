@@ -51,6 +51,7 @@ std::vector<Container> Finder::Impl::containers(const Bound &bound) {
 
 std::vector<Container> Finder::Impl::discover(const Bound &bound) {
     ++discoveries;
+    const auto started = std::chrono::steady_clock::now();
     const auto &table = processes->current();
     load_needed_plugins(table);
     prune(table);
@@ -66,7 +67,16 @@ std::vector<Container> Finder::Impl::discover(const Bound &bound) {
     auto result = query(table);
     tell_placement();
     for (auto &w : fresh) announce(*w);
+    count_discovery(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     return result;
+}
+
+void Finder::Impl::count_discovery(double seconds) {
+    const auto &bounds = Stats::discovery_bounds;
+    auto bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
+    std::lock_guard lock(counts_mu);
+    ++discovery_buckets[static_cast<std::size_t>(bucket)];
+    discovery_seconds += seconds;
 }
 
 void Finder::Impl::load_needed_plugins(const procfs::ProcessTable &table) {
@@ -101,6 +111,8 @@ void Finder::Impl::prune(const procfs::ProcessTable &table) {
             const auto *p = table.find(w->process.pid);
             bool gone = p == nullptr || p->starttime != w->process.starttime;
             if (gone || w->watcher->dead()) {
+                std::lock_guard counts(counts_mu); // its resyncs stay counted
+                dropped_resyncs += w->watcher->resyncs();
                 dropped.push_back(w);
                 return true;
             }
@@ -242,6 +254,13 @@ Stats Finder::stats() const {
     s.probes = impl_->prober.probes();
     s.activator_socket_reads = impl_->prober.activator_socket_reads();
     s.activations = impl_->prober.activations();
+    s.probes_by_plugin = impl_->prober.probes_by_plugin();
+    std::shared_lock lock(impl_->mu);
+    for (const auto &w : impl_->watched) s.watch_resyncs += w->watcher->resyncs();
+    std::lock_guard counts(impl_->counts_mu); // lock order: mu, counts_mu
+    s.discovery_buckets = impl_->discovery_buckets;
+    s.discovery_seconds = impl_->discovery_seconds;
+    s.watch_resyncs += impl_->dropped_resyncs;
     return s;
 }
 

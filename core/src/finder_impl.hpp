@@ -50,6 +50,12 @@ struct Finder::Impl {
     discovery::Prober prober; // under discovery_mu
     query::Assembler assembler; // under discovery_mu
     std::atomic<std::uint64_t> discoveries{0};
+    // Discovery durations (Stats::discovery_buckets) and the resyncs of
+    // watchers already dropped. Lock order: mu, counts_mu.
+    mutable std::mutex counts_mu;
+    decltype(Stats::discovery_buckets) discovery_buckets{};
+    double discovery_seconds = 0;
+    std::uint64_t dropped_resyncs = 0;
 
     // A subscription with the state holds the stream before its snapshot, so
     // no event falls between the two. Lock order: discovery_mu, stream, mu.
@@ -78,6 +84,9 @@ struct Finder::Impl {
     // Loads the plugins known from their metadata that a process in `table`
     // needs: a host never maps a plugin (and its libraries) it has no use for.
     void load_needed_plugins(const procfs::ProcessTable &table);
+
+    // Counts one discovery's duration.
+    void count_discovery(double seconds);
 
     // Drops the engines whose process is gone or whose watch ended.
     void prune(const procfs::ProcessTable &table);

@@ -175,6 +175,17 @@ public:
         }
         ::close(fd);
         if (pid_ < 0) throw std::runtime_error("fork failed");
+        // The child names itself after fork: a scan before that sees our name.
+        const std::string comm = "/proc/" + std::to_string(pid_) + "/comm";
+        for (int i = 0; i < 3000; ++i) { // a hang guard only
+            std::ifstream in(comm);
+            std::string now;
+            if (std::getline(in, now) && now == name) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        throw std::runtime_error(std::string("the child never took the name ") + name);
     }
     ~ListeningProcess() {
         ::kill(pid_, SIGKILL);

@@ -32,6 +32,13 @@ pcdir=$staged/$libdir/pkgconfig
 [[ -f $pcdir/turtlefinder.pc && -f $pcdir/turtlefinder-plugin.pc ]] || fail "pkg-config files not installed in $pcdir"
 [[ -x $staged/$bindir/turtlefinder ]] || fail "CLI not installed"
 
+# The systemd units install inside the prefix (a staged install stays staged),
+# the service starting the installed CLI.
+unit=$(find "$stage/root" -name turtlefinder.service)
+[[ $unit == "$staged"/*/systemd/system/turtlefinder.service ]] || fail "turtlefinder.service not installed below $staged: $unit"
+[[ -f ${unit%.service}.socket ]] || fail "turtlefinder.socket not installed beside $unit"
+grep -qx "ExecStart=$prefix/$bindir/turtlefinder serve" "$unit" || fail "$unit does not start $prefix/$bindir/turtlefinder"
+
 # No build path is compiled in (debug info aside: it records where the
 # sources were compiled, and packagers strip it).
 while IFS= read -r -d '' f; do

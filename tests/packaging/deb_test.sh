@@ -40,6 +40,7 @@ $(diff <(echo "$want") <(echo "$got") | grep '^[<>]' | sed 's/^</  missing:/; s/
 expect turtlefinder usr/bin/turtlefinder etc/turtlefinder/turtlefinder.json \
   usr/share/man/man1/turtlefinder.1.gz usr/share/bash-completion/completions/turtlefinder \
   usr/share/turtlefinder/turtlefinder-v1.schema.json \
+  usr/lib/systemd/system/turtlefinder.{service,socket} \
   $(printf "$lib/turtlefinder/plugins/%s.so " "${plugins[@]}")
 expect libturtlefinder0 "$lib/libturtlefinder.so.0" "$lib/libturtlefinder.so.0.1.0"
 expect libtf-grpc-client0 "$lib/libtf-grpc-client.so.0" "$lib/libtf-grpc-client.so.0.1.0"

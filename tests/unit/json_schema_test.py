@@ -49,7 +49,7 @@ def expect_invalid(name, doc):
 
 
 ENGINE = {"id": "abc", "type": "docker.com", "flavor": "docker.com", "version": "20.10.24+dfsg1",
-          "api": "/proc/812/root/run/docker.sock", "pid": 812, "plugin": "moby", "prefix": "", "parent": None,
+          "api": "/proc/812/root/run/docker.sock", "pid": 812, "uid": 0, "plugin": "moby", "prefix": "", "parent": None,
           "state": "online", "error": "", "since": "2026-11-30T10:52:10.123Z",
           "key": "812:docker.com:/proc/812/root/run/docker.sock"}
 NESTED = dict(ENGINE, id="def", pid=900, prefix="outer", parent=0, state="stale", error="no answer",
@@ -118,7 +118,7 @@ def main():
         STARTED, ["initial"], "no")) + "\n")
     expect_invalid("plugin kind outside the list", {"schema": "turtlefinder/v1", "plugins": [
         {"file": "/p/x.so", "name": "x", "version": "1", "description": "", "kinds": ["detector"], "claims": [],
-         "loaded": True, "builtin": False, "reason": ""}]})
+         "loaded": True, "builtin": False, "deferred": False, "reason": ""}]})
     expect_invalid("socket without inode", {"schema": "turtlefinder/v1", "processes": [
         {"pid": 1, "name": "init", "sockets": [{"path": "/run/a", "reachable": "/proc/1/root/run/a"}]}]})
 

@@ -228,6 +228,7 @@ TEST(Watcher, ResyncsWithCappedExponentialBackoffKeepingTheLastView) {
     EXPECT_GE(gaps[3], 80);
     EXPECT_LT(gaps[3], 240) << "backoff must be capped";
     EXPECT_GE(w->syncs(), 2u);
+    EXPECT_EQ(w->resyncs(), w->syncs() - 1) << "every list after the first is a resync";
     std::lock_guard lock(h.mu); // the resync's differences were reported
     EXPECT_NE(std::find(h.changes.begin(), h.changes.end(), std::make_pair(EventKind::exited, std::string("a"))),
               h.changes.end());
@@ -246,6 +247,7 @@ TEST(Watcher, PollsEnginesWithoutEventStream) {
     EXPECT_TRUE(tftest::eventually([&] { return view(*w).contains("b"); }, 2s));
     EXPECT_GE(h.engine->list_calls.load(), 2);
     EXPECT_EQ(h.engine->watch_calls.load() >= 2, true) << "each poll round asks for events again";
+    EXPECT_EQ(w->resyncs(), 0u) << "a polling relist is no resync";
 }
 
 TEST(Watcher, EndsForGoodWhenTheEngineIsGone) {

@@ -2,9 +2,11 @@
 // The public entry point for host applications.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <stop_token>
 #include <vector>
@@ -63,6 +65,23 @@ struct Stats {
     std::uint64_t probes = 0; // processes handed to a plugin's probe
     std::uint64_t activator_socket_reads = 0; // activators whose socket set had to be read again
     std::uint64_t activations = 0; // services found after activating their socket
+
+    // How long discoveries took: discovery_buckets[i] counts those that took
+    // at most discovery_bounds[i] seconds and more than the bound before it;
+    // the last bucket those above every bound.
+    static constexpr std::array<double, 11> discovery_bounds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    std::array<std::uint64_t, discovery_bounds.size() + 1> discovery_buckets{};
+    double discovery_seconds = 0; // their sum
+    // Probes by plugin, and of them those that gave no engine, by reason:
+    // "no_socket" (the process listens on none), "error" (the plugin failed),
+    // "no_engine" (no socket answered as its engine), "activation" (an
+    // activator's socket started no service).
+    struct PluginProbes {
+        std::uint64_t probes = 0;
+        std::map<std::string, std::uint64_t> failures;
+    };
+    std::map<std::string, PluginProbes> probes_by_plugin;
+    std::uint64_t watch_resyncs = 0; // lists again after an engine's event stream broke
 };
 
 class TF_PUBLIC Finder {

@@ -207,7 +207,10 @@ std::vector<FoundEngine> Prober::activate(Board &board, const ProbeSettings &set
                                           const std::string &procfs_root) {
     std::vector<FoundEngine> found;
     auto service = run_activation(procfs_root, job, settings.timeout);
-    if (!service) return found;
+    if (!service) {
+        board.count(job.plugin->name(), "activation");
+        return found;
+    }
     ++board.activations;
     for (auto &f : probe(board, settings, service->service, service->plugin, true, {service->socket})) {
         f.api_inode = service->socket.socket.inode;
@@ -366,6 +369,11 @@ std::vector<FoundEngine> Prober::probe(Board &board, const ProbeSettings &settin
     else if (found.empty())
         log().debug("plugin \"{}\" found no engine at {} (PID {}, {} sockets)", plugin->name(), process.name,
                     process.pid, input.api_paths.size());
+    const char *failure = !found.empty()         ? nullptr
+                          : sockets.empty()      ? "no_socket"
+                          : !outcome.result.ok() ? "error"
+                                                 : "no_engine";
+    board.count(plugin->name(), failure);
     if (progress && found.empty()) {
         std::lock_guard lock(progress->mu);
         auto &candidate = progress->candidate;
@@ -385,6 +393,18 @@ std::vector<FoundEngine> Prober::probe(Board &board, const ProbeSettings &settin
             candidate.reason = "no socket answered as this engine";
     }
     return found;
+}
+
+void Prober::Board::count(const std::string &plugin, const char *failure) {
+    std::lock_guard lock(counts_mu);
+    auto &counts = by_plugin[plugin];
+    ++counts.probes;
+    if (failure != nullptr) ++counts.failures[failure];
+}
+
+std::map<std::string, Stats::PluginProbes> Prober::probes_by_plugin() const {
+    std::lock_guard lock(board_->counts_mu);
+    return board_->by_plugin;
 }
 
 void Prober::hand_over_handle(plugins::EngineHandle &engine, const std::vector<Candidate> &sockets,

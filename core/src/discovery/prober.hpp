@@ -99,6 +99,9 @@ public:
     std::uint64_t probes() const { return board_->probes; }
     std::uint64_t activations() const { return board_->activations; }
     std::uint64_t activator_socket_reads() const { return activator_socket_reads_; }
+    // Probes and activations by plugin, with those that gave no engine by
+    // reason (see Stats::probes_by_plugin). [any-thread]
+    std::map<std::string, Stats::PluginProbes> probes_by_plugin() const;
 
 private:
     // What a detector probe has found out so far; its thread writes, a
@@ -112,6 +115,11 @@ private:
         std::mutex mu;
         std::condition_variable_any ended; // a run ended
         std::atomic<std::uint64_t> probes{0}, activations{0};
+        mutable std::mutex counts_mu;
+        std::map<std::string, Stats::PluginProbes> by_plugin; // under counts_mu
+
+        // Counts one probe by `plugin`; `failure` is its reason when it gave no engine.
+        void count(const std::string &plugin, const char *failure);
     };
     // One probe or activation thread's outcome, under Board::mu.
     struct Run {

@@ -235,7 +235,9 @@ void Watcher::run() {
         bool synced = false;
         plugins::EngineHandle::WatchHandler handler{
             [&] {
+                const bool again = ready_; // a list after the first: the stream broke
                 synced = sync();
+                if (synced && again) ++resyncs_;
                 return synced && !stopping_;
             },
             [&](EventKind kind, const std::string &id, const plugins::ReportedContainer *details) {

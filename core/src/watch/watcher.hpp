@@ -72,6 +72,8 @@ public:
     bool polling() const { return polling_.load(); }
     // Number of full syncs (lists that replaced the view) so far.
     unsigned syncs() const { return syncs_.load(); }
+    // Of them, those after the event stream broke (polling relists are not).
+    unsigned resyncs() const { return resyncs_.load(); }
 
     Health health() const;
 
@@ -108,6 +110,7 @@ private:
     std::atomic<bool> polling_{false};
     std::atomic<bool> stopping_{false};
     std::atomic<unsigned> syncs_{0};
+    std::atomic<unsigned> resyncs_{0};
     Health health_; // under mu_
     bool stale_by_heartbeat_ = false; // under mu_
     std::mutex health_mu_; // orders health changes and their listeners

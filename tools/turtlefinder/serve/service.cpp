@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -31,7 +32,9 @@
 
 #include "discoverer.hpp"
 #include "events.hpp"
+#include "metrics.hpp"
 #include "output.hpp"
+#include "page.hpp"
 
 namespace turtlefinder::serve {
 
@@ -102,6 +105,7 @@ class Session;
 struct Service::Impl {
     Finder &finder;
     Settings settings;
+    std::unique_ptr<ServiceCounters> counters; // /metrics: requests by route, subscribers (outlives the sessions)
     asio::io_context ioc;
     std::vector<std::unique_ptr<Acceptor>> acceptors;
     std::vector<std::string> endpoints;
@@ -171,6 +175,26 @@ struct Service::Impl {
                               done({200, "application/json", out.str(), {}});
                           }});
         routes.push_back({"/v1/events", Route::Kind::events, {}});
+        routes.push_back(
+            {"/metrics", Route::Kind::reply, [this](const Request &, Done done) {
+                 discoverer.fresh([this, done](std::shared_ptr<const Snapshot> s) {
+                     MetricsInput in;
+                     if (s) {
+                         in.engines = s->engines;
+                         in.containers = s->containers;
+                         in.candidates = s->candidates;
+                     }
+                     in.plugins = finder.plugins();
+                     in.stats = finder.stats();
+                     done({200, std::string(metrics_content_type), render_metrics(in, counters.get()), {}});
+                 });
+             }});
+        routes.push_back({"/", Route::Kind::reply, [](const Request &, Done done) {
+                              done({200, std::string(live_page_content_type), std::string(live_page()), {}});
+                          }});
+        std::set<std::string> paths;
+        for (const auto &r : routes) paths.insert(r.path);
+        counters = std::make_unique<ServiceCounters>(std::move(paths));
     }
 
     void add_acceptor(std::unique_ptr<Acceptor> acceptor, std::string name) {
@@ -293,7 +317,10 @@ public:
         ++svc_.connections;
     }
     ~Session() {
-        if (hub_handle_ != 0) svc_.hub.close(hub_handle_);
+        if (hub_handle_ != 0) {
+            svc_.hub.close(hub_handle_);
+            svc_.counters->subscriber_removed();
+        }
         --svc_.connections;
         std::lock_guard lock(svc_.sessions_mu);
         svc_.sessions.erase(this);
@@ -347,6 +374,7 @@ private:
             return close();
         }
         const Request &req = parser_->get();
+        path_ = std::string(target_path(req.target()).value_or(""));
         head_ = req.method() == http::verb::head;
         version_ = req.version();
         keep_alive_ = req.keep_alive();
@@ -370,6 +398,8 @@ private:
 
     void respond(const Reply &reply) {
         if (state_ == State::closed) return;
+        svc_.counters->request(path_, reply.status);
+        path_.clear();
         state_ = State::writing;
         bool keep = keep_alive_ && !svc_.draining;
         response_ = make_response(reply, version_, head_, keep);
@@ -410,6 +440,8 @@ private:
             keep_alive_ = false;
             return respond(error_reply(503, "too many event stream subscribers"));
         }
+        svc_.counters->request(path_, 200);
+        svc_.counters->subscriber_added();
         state_ = State::streaming;
         stream_.expires_never(); // bounded by the write stall check and the subscriber's backlog
         out_ = fmt::format("HTTP/1.1 200 OK\r\nServer: turtlefinder/{}\r\nContent-Type: text/event-stream\r\n"
@@ -498,6 +530,7 @@ private:
     http::response<http::string_body> response_;
     State state_ = State::reading;
     bool first_ = true;
+    std::string path_; // of the request being answered ("" before one was read)
     bool head_ = false;
     bool keep_alive_ = false;
     unsigned version_ = 11;
@@ -519,6 +552,7 @@ void Service::Impl::accept(Acceptor &acceptor) {
             if (!ec) {
                 if (connections >= settings.max_connections) {
                     // Told briefly, then closed; never queued.
+                    counters->request("", 503);
                     auto stream = std::make_shared<Stream>(std::move(socket));
                     auto res = std::make_shared<http::response<http::string_body>>(
                         make_response(error_reply(503, "too many connections"), 11, false, false));
