@@ -174,6 +174,15 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
                         [&](const Candidate &s) { return activating.contains(s.socket.inode); }))
             continue;
         probed_.insert(key);
+        // It holds the API socket of an engine watched already: that engine's
+        // own process, or a child it forked that has not exec'd yet (process
+        // events show many). Nothing new is behind it, and probing it would
+        // only open connections to an engine we talk to already.
+        if (std::any_of(sockets.begin(), sockets.end(),
+                        [&](const Candidate &s) { return watched_inodes.contains(s.socket.inode); })) {
+            log().debug("{} (PID {}) holds the API socket of a watched engine: not probed", p.name, pid);
+            continue;
+        }
         auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
         auto progress = std::make_shared<Progress>();
         auto &candidate = progress->candidate;
