@@ -16,10 +16,12 @@
 #include <vector>
 
 #include <turtlefinder/plugin.h>
-// Built twice: against today's header and the frozen v1.0 copy, which every
+// Built against today's header and each frozen copy (1.0, 1.1), which every
 // later 1.x library must keep serving.
 #ifdef TFC_TEST_FROZEN_V1_0
 #include "frozen/capi-v1.0/turtlefinder/turtlefinder.h"
+#elif defined(TFC_TEST_FROZEN_V1_1)
+#include "frozen/capi-v1.1/turtlefinder/turtlefinder.h"
 #else
 #include <turtlefinder/turtlefinder.h>
 #endif

@@ -60,6 +60,23 @@ TEST(Loader, CFixtureLoadsAndReportsIdentity) {
     EXPECT_EQ(s->description, "plain C test fixture");
 }
 
+// A plugin built against the released 1.1 header loads, and its reports are read.
+TEST(Loader, PluginBuiltAgainstFrozenV1_1Loads) {
+    Registry r;
+    auto p = load_one(r, TF_FIXTURE_V1_1);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->name(), "fixture-c-v1-1");
+    EXPECT_EQ(p->abi_major(), 1u);
+    EXPECT_EQ(p->abi_minor(), 1u);
+    ProbeInput in;
+    in.api_paths = {"/run/c-engine.sock", "/run/other.sock"};
+    auto out = p->probe(in);
+    ASSERT_EQ(out.engines.size(), 1u);
+    std::size_t n = 0;
+    EXPECT_TRUE(out.engines[0]->list([&](ReportedContainer &&) { ++n; }).ok());
+    EXPECT_EQ(n, 2u);
+}
+
 // A plugin built against the oldest supported header still loads and works.
 TEST(Loader, PluginBuiltAgainstFrozenV1_0Loads) {
     Registry r;

@@ -132,7 +132,7 @@ LeakGuard::LeakGuard() {
 
 void LeakGuard::check() const {
     // A leak is growth; fewer than before means earlier work finished winding down.
-    eventually([&] { return open_fd_count() <= fds_ && thread_count() <= threads_; }, std::chrono::seconds(3));
+    eventually([&] { return open_fd_count() <= fds_ && thread_count() <= threads_; }, hang_guard);
     EXPECT_LE(open_fd_count(), fds_) << "fds leaked; open now:\n" << describe_fds();
     EXPECT_LE(thread_count(), threads_) << "threads leaked";
 }

@@ -92,8 +92,10 @@ private:
 };
 
 // Snapshot of fds and threads, taken once the counts are steady; check()
-// expects neither to have grown (threads may take a moment to be reaped, so
-// it polls briefly).
+// expects neither to have grown. It polls until they are back, up to
+// hang_guard: threads take a moment to be reaped, and a probe a destroyed
+// Finder left running (a socket that does not answer) holds its thread and
+// fds until its own probe timeout ends it.
 class LeakGuard {
 public:
     LeakGuard();
