@@ -183,6 +183,20 @@ void Prober::start(const procfs::ProcessTable &table, WatchedApis watched) {
             log().debug("{} (PID {}) holds the API socket of a watched engine: not probed", p.name, pid);
             continue;
         }
+        // A child of a process of its name holding its parent's listening
+        // sockets is a fork not exec'd yet, found before its parent was
+        // watched: probing it could report the engine under the child's PID.
+        if (const auto *parent = table.find(p.ppid); parent != nullptr && parent->name == p.name && !sockets.empty()) {
+            auto theirs = listening_sockets_of(options_.procfs_root, parent->pid);
+            if (std::any_of(sockets.begin(), sockets.end(), [&](const Candidate &s) {
+                    return std::any_of(theirs.begin(), theirs.end(),
+                                       [&](const Candidate &t) { return t.socket.inode == s.socket.inode; });
+                })) {
+                log().debug("{} (PID {}) is a fork of PID {} holding its sockets: not probed", p.name, pid,
+                            parent->pid);
+                continue;
+            }
+        }
         auto until = now + options_.probe_timeout * static_cast<long>(sockets.size() + 1);
         auto progress = std::make_shared<Progress>();
         auto &candidate = progress->candidate;
