@@ -322,6 +322,7 @@ TEST_F(Serve, EachEndpointAnswersOverTheUnixSocketAndTcp) {
         for (const char *path : {"/v1/containers", "/v1/engines"}) {
             auto a = curl(how, base + path);
             ASSERT_EQ(a.status, 200) << path << a.body;
+            EXPECT_EQ(tftest::schema_errors(a.body), "") << path;
             auto doc = json::parse(a.body);
             EXPECT_EQ(doc.at("schema").as_string(), "turtlefinder/v1");
             EXPECT_TRUE(doc.at("service").at("discovered").is_string()) << a.body;
@@ -329,6 +330,7 @@ TEST_F(Serve, EachEndpointAnswersOverTheUnixSocketAndTcp) {
         }
         auto plugins = curl(how, base + "/v1/plugins");
         ASSERT_EQ(plugins.status, 200);
+        EXPECT_EQ(tftest::schema_errors(plugins.body), "");
         std::set<std::string> loaded;
         auto plugins_doc = json::parse(plugins.body);
         for (auto &p : plugins_doc.at("plugins").as_array())
@@ -470,6 +472,9 @@ TEST_F(Serve, EventsFollowAContainersLifeInOrderAndResumeWithLastEventId) {
     ASSERT_TRUE(tftest::eventually([&] { return kinds_for(resumed.events()) == life; }, 30s)) << resumed.text();
     for (auto &e : resumed.events()) EXPECT_FALSE(e.data.at("initial").as_bool()) << "resumed, not a snapshot";
     auto all = steady.events();
+    std::string lines; // every event as one JSON line: the --watch --json objects
+    for (auto &e : all) lines += json::serialize(e.data) + "\n";
+    EXPECT_EQ(tftest::schema_errors(lines), "");
     std::vector<std::string> after;
     bool past = false;
     for (auto &e : all) {
