@@ -26,14 +26,9 @@ using namespace std::chrono_literals;
 namespace lab = turtlefinder::lab;
 namespace json = boost::json;
 
-std::string cli() { return std::string(std::getenv("TF_BUILD_ROOT")) + "/tools/turtlefinder"; }
+using tftest::cli;
 
-std::string slurp(const std::string &path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using tftest::slurp;
 
 class Cli : public ::testing::Test {
 protected:

@@ -30,19 +30,14 @@ using namespace std::chrono_literals;
 namespace lab = turtlefinder::lab;
 namespace json = boost::json;
 
-std::string cli() { return std::string(std::getenv("TF_BUILD_ROOT")) + "/tools/turtlefinder"; }
+using tftest::cli;
 
 std::string env_or_empty(const char *name) {
     const char *v = std::getenv(name);
     return v != nullptr ? v : "";
 }
 
-std::string slurp(const std::string &path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using tftest::slurp;
 
 struct Answer {
     int status = 0;
