@@ -240,7 +240,9 @@ private:
 class Serve : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
-        if (::geteuid() != 0 || !lab::which("dockerd") || !lab::which("containerd") || !lab::which("curl")) return;
+        if (::geteuid() != 0 || !lab::which("dockerd") || !lab::which("containerd") || !lab::which("curl") ||
+            !lab::which("podman") || !lab::which("systemd-socket-activate"))
+            return;
         lab_ = new lab::Lab("serve");
         containerd_ = new lab::Containerd(*lab_);
         lab::DockerdConfig dc;
@@ -260,10 +262,14 @@ protected:
         nested_ = new lab::NestedContainerd(*lab_, lab::docker_api(*lab_, *dockerd_), "tf-kind");
         nested_->import_images("tfns");
         nested_->run_task("tfns", "inner");
+        // podman behind systemd-socket-activate: the service activates it (and
+        // its watch keeps it from idling out).
+        podman_ = new lab::SocketActivate(lab::SocketActivate::podman(*lab_, lab_->path("pm/podman.sock"), 600));
         service_ = new Service(*lab_, "tf");
     }
     static void TearDownTestSuite() {
         delete service_;
+        delete podman_;
         delete nested_;
         delete cri_;
         delete dockerd_;
@@ -277,10 +283,11 @@ protected:
     }
 
     static bool mine(const std::string &api) {
-        return api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()) || api == nested_->socket();
+        return api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()) || api == nested_->socket() ||
+               api.ends_with(podman_->socket());
     }
-    // Docker, containerd and its CRI, the nested containerd and its CRI.
-    static constexpr int our_engines = 5;
+    // Docker, containerd and its CRI, the nested containerd and its CRI, the activated podman.
+    static constexpr int our_engines = 6;
     // The service's containers, once its view holds all our engines online.
     static json::value service_containers() {
         json::value doc;
@@ -303,6 +310,7 @@ protected:
     static inline lab::Dockerd *dockerd_ = nullptr;
     static inline lab::CriAdmin *cri_ = nullptr;
     static inline lab::NestedContainerd *nested_ = nullptr;
+    static inline lab::SocketActivate *podman_ = nullptr;
     static inline Service *service_ = nullptr;
 };
 
