@@ -55,7 +55,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             buffer.append(input.substr(fed, n));
             fed += n;
         } else {
-            parser.put_eof(ec); // the client closed before a whole head
+            // The client closed before a whole head; with nothing read yet,
+            // Beast's read says end_of_stream (put_eof asserts it got some).
+            if (parser.got_some())
+                parser.put_eof(ec);
+            else
+                ec = http::error::end_of_stream;
             if (!ec) ec = http::error::partial_message;
             break;
         }
