@@ -586,7 +586,9 @@ TEST_F(Serve, HostileClientsAreCutOffByTheLimitsWhileOthersAreServed) {
     {
         // Garbage: 400 and closed.
         Raw garbage(small.socket());
-        garbage.send(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n", 36));
+        // A TLS hello's first bytes (NULs inside), then text: its length from the array.
+        static constexpr char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n";
+        garbage.send(std::string(hello, sizeof hello - 1));
         bool closed = false;
         EXPECT_NE(garbage.read_all(&closed).find(" 400 "), std::string::npos);
         EXPECT_TRUE(closed);
