@@ -120,8 +120,9 @@ for run in "${runs[@]}"; do
     asan)
       dir=${TF_ASAN_BUILD_DIR:-build-asan}
       start=$SECONDS
-      # foreign-hosts: Python and Go programs, which cannot load an ASan library.
-      selection=(--suite unit --suite abi --suite integration --no-suite foreign-hosts)
+      # foreign-hosts: Python and Go programs, which cannot load an ASan library;
+      # not-under-asan: see tests/abi/meson.build.
+      selection=(--suite unit --suite abi --suite integration --no-suite foreign-hosts --no-suite not-under-asan)
       if [[ $mode != no-build ]]; then
         # clang, so that the same build holds tools/fuzz.sh's libFuzzer targets:
         # fuzzer-no-link gives every library coverage feedback for them (and

@@ -10,8 +10,10 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <tuple>
 #include <utility>
 
@@ -135,6 +137,18 @@ void LeakGuard::check() const {
     eventually([&] { return open_fd_count() <= fds_ && thread_count() <= threads_; }, hang_guard);
     EXPECT_LE(open_fd_count(), fds_) << "fds leaked; open now:\n" << describe_fds();
     EXPECT_LE(thread_count(), threads_) << "threads leaked";
+}
+
+std::string slurp(const std::string &path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string cli() {
+    const char *root = std::getenv("TF_BUILD_ROOT");
+    return std::string(root != nullptr ? root : ".") + "/tools/turtlefinder";
 }
 
 } // namespace tftest

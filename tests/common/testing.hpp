@@ -69,6 +69,12 @@ bool eventually(const std::function<bool()> &condition, std::chrono::millisecond
 // the validator said (empty text is invalid too).
 std::string schema_errors(const std::string &text);
 
+// The whole file ("" when it cannot be read).
+std::string slurp(const std::string &path);
+// The CLI of this build (tools/turtlefinder under TF_BUILD_ROOT, which the
+// test environment sets).
+std::string cli();
+
 // A temporary directory, removed with everything below it on destruction.
 class TempDir {
 public:

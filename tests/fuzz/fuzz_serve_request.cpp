@@ -55,14 +55,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             buffer.append(input.substr(fed, n));
             fed += n;
         } else {
-            parser.put_eof(ec); // the client closed before a whole head
+            // The client closed before a whole head; with nothing read yet,
+            // Beast's read says end_of_stream (put_eof asserts it got some).
+            if (parser.got_some())
+                parser.put_eof(ec);
+            else
+                ec = http::error::end_of_stream;
             if (!ec) ec = http::error::partial_message;
             break;
         }
         std::size_t used = parser.put(boost::asio::buffer(buffer), ec);
         if (ec == http::error::need_more) ec = {};
         buffer.erase(0, used);
-        TF_FUZZ_ASSERT(fed - buffer.size() <= static_cast<std::size_t>(max_header_bytes) + 1 || ec);
+        // Beast (1.74) bounds the request line and the header fields by the
+        // limit each (it does not count the line against the fields' limit).
+        TF_FUZZ_ASSERT(fed - buffer.size() <= 2 * static_cast<std::size_t>(max_header_bytes) + 1 || ec);
     }
     if (ec) {
         if (auto reply = serve::read_error_reply(ec)) check_reply(*reply);

@@ -51,12 +51,7 @@ long long ms_since(Clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
 
-std::string slurp(const std::string &path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using tftest::slurp;
 
 // The hostile "engine": runs its arguments as steps, in order —
 //   listen:PATH    bind and listen on a unix socket (parents created)

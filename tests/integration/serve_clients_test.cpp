@@ -28,14 +28,9 @@ using namespace std::chrono_literals;
 namespace lab = turtlefinder::lab;
 namespace json = boost::json;
 
-std::string cli() { return std::string(std::getenv("TF_BUILD_ROOT")) + "/tools/turtlefinder"; }
+using tftest::cli;
 
-std::string slurp(const std::string &path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using tftest::slurp;
 
 // A TCP port free on loopback right now.
 int free_port() {

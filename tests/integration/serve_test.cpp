@@ -30,19 +30,14 @@ using namespace std::chrono_literals;
 namespace lab = turtlefinder::lab;
 namespace json = boost::json;
 
-std::string cli() { return std::string(std::getenv("TF_BUILD_ROOT")) + "/tools/turtlefinder"; }
+using tftest::cli;
 
 std::string env_or_empty(const char *name) {
     const char *v = std::getenv(name);
     return v != nullptr ? v : "";
 }
 
-std::string slurp(const std::string &path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using tftest::slurp;
 
 struct Answer {
     int status = 0;
@@ -245,7 +240,9 @@ private:
 class Serve : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
-        if (::geteuid() != 0 || !lab::which("dockerd") || !lab::which("containerd") || !lab::which("curl")) return;
+        if (::geteuid() != 0 || !lab::which("dockerd") || !lab::which("containerd") || !lab::which("curl") ||
+            !lab::which("podman") || !lab::which("systemd-socket-activate"))
+            return;
         lab_ = new lab::Lab("serve");
         containerd_ = new lab::Containerd(*lab_);
         lab::DockerdConfig dc;
@@ -265,10 +262,14 @@ protected:
         nested_ = new lab::NestedContainerd(*lab_, lab::docker_api(*lab_, *dockerd_), "tf-kind");
         nested_->import_images("tfns");
         nested_->run_task("tfns", "inner");
+        // podman behind systemd-socket-activate: the service activates it (and
+        // its watch keeps it from idling out).
+        podman_ = new lab::SocketActivate(lab::SocketActivate::podman(*lab_, lab_->path("pm/podman.sock"), 600));
         service_ = new Service(*lab_, "tf");
     }
     static void TearDownTestSuite() {
         delete service_;
+        delete podman_;
         delete nested_;
         delete cri_;
         delete dockerd_;
@@ -282,10 +283,11 @@ protected:
     }
 
     static bool mine(const std::string &api) {
-        return api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()) || api == nested_->socket();
+        return api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()) || api == nested_->socket() ||
+               api.ends_with(podman_->socket());
     }
-    // Docker, containerd and its CRI, the nested containerd and its CRI.
-    static constexpr int our_engines = 5;
+    // Docker, containerd and its CRI, the nested containerd and its CRI, the activated podman.
+    static constexpr int our_engines = 6;
     // The service's containers, once its view holds all our engines online.
     static json::value service_containers() {
         json::value doc;
@@ -308,6 +310,7 @@ protected:
     static inline lab::Dockerd *dockerd_ = nullptr;
     static inline lab::CriAdmin *cri_ = nullptr;
     static inline lab::NestedContainerd *nested_ = nullptr;
+    static inline lab::SocketActivate *podman_ = nullptr;
     static inline Service *service_ = nullptr;
 };
 
@@ -322,6 +325,7 @@ TEST_F(Serve, EachEndpointAnswersOverTheUnixSocketAndTcp) {
         for (const char *path : {"/v1/containers", "/v1/engines"}) {
             auto a = curl(how, base + path);
             ASSERT_EQ(a.status, 200) << path << a.body;
+            EXPECT_EQ(tftest::schema_errors(a.body), "") << path;
             auto doc = json::parse(a.body);
             EXPECT_EQ(doc.at("schema").as_string(), "turtlefinder/v1");
             EXPECT_TRUE(doc.at("service").at("discovered").is_string()) << a.body;
@@ -329,6 +333,7 @@ TEST_F(Serve, EachEndpointAnswersOverTheUnixSocketAndTcp) {
         }
         auto plugins = curl(how, base + "/v1/plugins");
         ASSERT_EQ(plugins.status, 200);
+        EXPECT_EQ(tftest::schema_errors(plugins.body), "");
         std::set<std::string> loaded;
         auto plugins_doc = json::parse(plugins.body);
         for (auto &p : plugins_doc.at("plugins").as_array())
@@ -470,6 +475,9 @@ TEST_F(Serve, EventsFollowAContainersLifeInOrderAndResumeWithLastEventId) {
     ASSERT_TRUE(tftest::eventually([&] { return kinds_for(resumed.events()) == life; }, 30s)) << resumed.text();
     for (auto &e : resumed.events()) EXPECT_FALSE(e.data.at("initial").as_bool()) << "resumed, not a snapshot";
     auto all = steady.events();
+    std::string lines; // every event as one JSON line: the --watch --json objects
+    for (auto &e : all) lines += json::serialize(e.data) + "\n";
+    EXPECT_EQ(tftest::schema_errors(lines), "");
     std::vector<std::string> after;
     bool past = false;
     for (auto &e : all) {
@@ -578,7 +586,9 @@ TEST_F(Serve, HostileClientsAreCutOffByTheLimitsWhileOthersAreServed) {
     {
         // Garbage: 400 and closed.
         Raw garbage(small.socket());
-        garbage.send(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n", 36));
+        // A TLS hello's first bytes (NULs inside), then text: its length from the array.
+        static constexpr char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n";
+        garbage.send(std::string(hello, sizeof hello - 1));
         bool closed = false;
         EXPECT_NE(garbage.read_all(&closed).find(" 400 "), std::string::npos);
         EXPECT_TRUE(closed);

@@ -138,9 +138,10 @@ TEST(Metrics, EnginesAndContainersAreCountedByTheirLabels) {
     in.engines = {docker, cri, idle};
     in.containers = {container(docker, "a"), container(docker, "b"), container(docker, "c", true),
                      container(cri, "pod")};
-    tf::PluginStatus loaded, refused;
+    tf::PluginStatus loaded, deferred, refused;
     loaded.loaded = true;
-    in.plugins = {loaded, loaded, refused};
+    deferred.deferred = true;
+    in.plugins = {loaded, loaded, deferred, refused};
     tf::Candidate candidate;
     candidate.plugin = "moby";
     in.candidates = {candidate};
@@ -174,6 +175,7 @@ TEST(Metrics, EnginesAndContainersAreCountedByTheirLabels) {
         << "an engine without containers shows zeros";
     EXPECT_EQ(s[R"(turtlefinder_plugins{status="loaded"})"], "2");
     EXPECT_EQ(s[R"(turtlefinder_plugins{status="refused"})"], "1");
+    EXPECT_EQ(s[R"(turtlefinder_plugins{status="deferred"})"], "1");
     EXPECT_EQ(s[R"(turtlefinder_candidates{plugin="moby"})"], "1");
     EXPECT_EQ(s[R"(turtlefinder_probes_total{plugin="moby"})"], "4");
     EXPECT_EQ(s[R"(turtlefinder_probe_failures_total{plugin="moby",reason="no_engine"})"], "1");

@@ -12,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <ranges>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -185,12 +184,17 @@ TEST(ServeInProcess, AnswersStopsAndLeavesNothingBehind) {
     guard.check();
 }
 
-TEST(ServeInProcess, APluginFileDroppedIntoAPluginDirectoryIsLoaded) {
+TEST(ServeInProcess, APluginFileDroppedIntoAPluginDirectoryIsTakenIn) {
     TF_REQUIRE_ROOT(); // plugin files must be root's to be loaded as root
     std::string built;
-    if (const char *path = std::getenv("TURTLEFINDER_PLUGIN_PATH"))
-        for (auto dir : std::string_view(path) | std::views::split(':'))
-            if (std::string d(dir.begin(), dir.end()); fs::exists(d + "/moby.so")) built = d + "/moby.so";
+    // Split by hand: clang 14's views::split does not build with libstdc++ 12 (ASan stage).
+    const char *path = std::getenv("TURTLEFINDER_PLUGIN_PATH");
+    for (std::string_view rest = path != nullptr ? path : ""; !rest.empty();) {
+        auto colon = rest.find(':');
+        std::string d(rest.substr(0, colon));
+        if (fs::exists(d + "/moby.so")) built = d + "/moby.so";
+        rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+    }
     if (built.empty()) TF_SKIP_OR_FAIL("no built moby.so on TURTLEFINDER_PLUGIN_PATH");
     tftest::TempDir plugins("tf-plugins-");
     fs::permissions(plugins.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
@@ -213,8 +217,10 @@ TEST(ServeInProcess, APluginFileDroppedIntoAPluginDirectoryIsLoaded) {
             auto at = answer.find("\r\n\r\n");
             if (at == std::string::npos) return false;
             auto doc = json::parse(answer.substr(at + 4));
+            // Taken in: loaded, or deferred until a process of its engine runs (none does here).
             for (auto &p : doc.at("plugins").as_array())
-                if (p.at("name").as_string() == "moby" && p.at("loaded").as_bool()) return true;
+                if (p.at("name").as_string() == "moby" && (p.at("loaded").as_bool() || p.at("deferred").as_bool()))
+                    return true;
             return false;
         };
         EXPECT_FALSE(loaded());

@@ -36,6 +36,10 @@
 
 namespace turtlefinder::discovery {
 
+// What a plugin told of one socket (a negative errno and its message), in
+// the words of CandidateSocket.
+void record_outcome(CandidateSocket &socket, int outcome, std::string message);
+
 // An engine a probe found, not watched yet.
 struct FoundEngine {
     std::shared_ptr<plugins::EngineHandle> engine;

@@ -166,10 +166,13 @@ void probes(Exposition &x, const Stats &s) {
 }
 
 void plugins(Exposition &x, const MetricsInput &in) {
-    std::uint64_t loaded = 0, refused = 0;
-    for (const auto &p : in.plugins) ++(p.loaded ? loaded : refused);
-    x.family("turtlefinder_plugins", "gauge", "Plugins loaded, and refused (see /v1/plugins for the reasons).");
+    std::uint64_t loaded = 0, deferred = 0, refused = 0;
+    for (const auto &p : in.plugins) ++(p.loaded ? loaded : p.deferred ? deferred : refused);
+    x.family("turtlefinder_plugins", "gauge",
+             "Plugins loaded, known and not loaded yet (no process they claim runs), and refused (see /v1/plugins "
+             "for the reasons).");
     x.sample({{"status", "loaded"}}, loaded);
+    x.sample({{"status", "deferred"}}, deferred);
     x.sample({{"status", "refused"}}, refused);
     x.family("turtlefinder_candidates", "gauge",
              "Processes a detector claimed whose sockets gave no engine (yet), by plugin.");
