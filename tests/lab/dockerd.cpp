@@ -56,14 +56,7 @@ RunResult Dockerd::docker(const std::vector<std::string> &args, Millis timeout) 
 }
 
 std::string Dockerd::docker_ok(const std::vector<std::string> &args, Millis timeout) const {
-    RunResult r = docker(args, timeout);
-    if (!r.ok()) {
-        std::string cmd;
-        for (const auto &a : args) cmd += " " + a;
-        throw Error("docker" + cmd + " failed (exit " + std::to_string(r.exit_code) +
-                    (r.timed_out ? ", timed out" : "") + "): " + r.err);
-    }
-    return trim(r.out);
+    return checked("docker " + join(args), docker(args, timeout));
 }
 
 void Dockerd::import_busybox(const std::string &image) {

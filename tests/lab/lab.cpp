@@ -397,6 +397,19 @@ std::string trim(std::string text) {
     return text;
 }
 
+std::string join(const std::vector<std::string> &args) {
+    std::string out;
+    for (const auto &a : args) out += (out.empty() ? "" : " ") + a;
+    return out;
+}
+
+std::string checked(const std::string &what, const RunResult &r) {
+    if (!r.ok())
+        throw Error(what + " failed (exit " + std::to_string(r.exit_code) + (r.timed_out ? ", timed out" : "") +
+                    "): " + r.err + r.out);
+    return trim(r.out);
+}
+
 // ---- images -------------------------------------------------------------
 
 std::string busybox_rootfs(const std::string &dir) {

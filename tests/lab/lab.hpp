@@ -152,6 +152,11 @@ bool wait_docker_ping(const std::string &socket_path, Millis deadline = 10s);
 
 // Trims trailing whitespace/newlines (CLI output).
 std::string trim(std::string text);
+// The words of a command line, space-separated (for messages).
+std::string join(const std::vector<std::string> &args);
+// The trimmed stdout of a command that must succeed; otherwise throws an
+// Error naming `what`, the exit status and what the command said.
+std::string checked(const std::string &what, const RunResult &r);
 
 // ---- images ------------------------------------------------------------
 

@@ -73,12 +73,6 @@ bool same_process_alive(pid_t pid, unsigned long long starttime) {
     return info && info->starttime == starttime && info->state != 'Z';
 }
 
-std::string join(const std::vector<std::string> &args) {
-    std::string out;
-    for (const auto &a : args) out += (out.empty() ? "" : " ") + a;
-    return out;
-}
-
 std::string write_below(const std::string &dir, const std::string &rel, const std::string &content) {
     fs::path p = fs::path(dir) / rel;
     fs::create_directories(p.parent_path());
@@ -136,11 +130,7 @@ RunResult docker_at(const DockerApi &api, const std::vector<std::string> &args, 
 }
 
 std::string docker_at_ok(const DockerApi &api, const std::vector<std::string> &args, Millis timeout) {
-    RunResult r = docker_at(api, args, timeout);
-    if (!r.ok())
-        throw Error("docker -H unix://" + api.socket + " " + join(args) + " failed (exit " +
-                    std::to_string(r.exit_code) + (r.timed_out ? ", timed out" : "") + "): " + r.err);
-    return trim(r.out);
+    return checked("docker -H unix://" + api.socket + " " + join(args), docker_at(api, args, timeout));
 }
 
 // ---- processes ------------------------------------------------------------
@@ -300,11 +290,7 @@ RunResult EngineContainer::exec(const std::vector<std::string> &args, Millis tim
 }
 
 std::string EngineContainer::exec_ok(const std::vector<std::string> &args, Millis timeout) const {
-    RunResult r = exec(args, timeout);
-    if (!r.ok())
-        throw Error("docker exec " + config_.name + " " + join(args) + " failed (exit " + std::to_string(r.exit_code) +
-                    "): " + r.err + r.out);
-    return trim(r.out);
+    return checked("docker exec " + config_.name + " " + join(args), exec(args, timeout));
 }
 
 std::string EngineContainer::logs() const {

@@ -243,14 +243,7 @@ RunResult RootlessDockerd::docker(const std::vector<std::string> &args, Millis t
 }
 
 std::string RootlessDockerd::docker_ok(const std::vector<std::string> &args, Millis timeout) const {
-    RunResult r = docker(args, timeout);
-    if (!r.ok()) {
-        std::string cmd;
-        for (const auto &a : args) cmd += " " + a;
-        throw Error("rootless docker" + cmd + " failed (exit " + std::to_string(r.exit_code) +
-                    (r.timed_out ? ", timed out" : "") + "): " + r.err);
-    }
-    return trim(r.out);
+    return checked("rootless docker " + join(args), docker(args, timeout));
 }
 
 void RootlessDockerd::import_busybox(const std::string &image) {
@@ -381,14 +374,7 @@ RunResult UserManager::podman(const std::vector<std::string> &args, Millis timeo
 }
 
 std::string UserManager::podman_ok(const std::vector<std::string> &args, Millis timeout) const {
-    RunResult r = podman(args, timeout);
-    if (!r.ok()) {
-        std::string cmd;
-        for (const auto &a : args) cmd += " " + a;
-        throw Error("rootless podman" + cmd + " failed (exit " + std::to_string(r.exit_code) +
-                    (r.timed_out ? ", timed out" : "") + "): " + r.err);
-    }
-    return trim(r.out);
+    return checked("rootless podman " + join(args), podman(args, timeout));
 }
 
 void UserManager::import_busybox(const std::string &image) {

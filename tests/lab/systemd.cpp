@@ -69,12 +69,6 @@ void write_text(const fs::path &path, const std::string &content) {
     if (!out.flush()) throw Error("cannot write " + path.string());
 }
 
-std::string join(const std::vector<std::string> &args) {
-    std::string out;
-    for (const auto &a : args) out += (out.empty() ? "" : " ") + a;
-    return out;
-}
-
 std::string socket_unit(const std::string &description, const std::string &path) {
     return "[Unit]\nDescription=" + description + "\nDefaultDependencies=no\n\n[Socket]\nListenStream=" + path +
            "\nSocketMode=0660\n";
@@ -250,11 +244,7 @@ RunResult SystemdContainer::podman(const std::vector<std::string> &args, Millis 
 }
 
 std::string SystemdContainer::podman_ok(const std::vector<std::string> &args, Millis timeout) const {
-    RunResult r = podman(args, timeout);
-    if (!r.ok())
-        throw Error("podman " + join(args) + " in " + name() + " failed (exit " + std::to_string(r.exit_code) +
-                    "): " + r.err + r.out);
-    return trim(r.out);
+    return checked("podman " + join(args) + " in " + name(), podman(args, timeout));
 }
 
 void SystemdContainer::import_busybox(const std::string &image) {

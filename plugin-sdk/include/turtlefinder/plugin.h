@@ -275,13 +275,14 @@ typedef struct tf_probe_request {
 
 /* Probes `request` and hands every engine client found to `sink`.
  * Returns the number of engines handed over (0: not an engine of ours).
- * How long: a probe cannot be cancelled, and while it runs it holds one of
- * the host's probe workers (for an activated engine, the discovery itself);
- * the host waits for it before shutting down. Give each candidate path at
- * most timeout_ms to connect and answer, and each call that identifies an
- * engine found at most timeout_ms, so that a probe ends within a small
- * multiple of n_api_paths * timeout_ms. A probe that outlasts a discovery's
- * wait is collected by a later discovery.
+ * How long: a probe cannot be cancelled. It runs on a thread of its own,
+ * which the host does not wait for when it shuts down or gives up on the
+ * probe (the plugin stays mapped while the probe runs, and what it hands to
+ * `sink` afterwards is dropped). Give each candidate path at most timeout_ms
+ * to connect and answer, and each call that identifies an engine found at
+ * most timeout_ms, so that a probe ends within a small multiple of
+ * n_api_paths * timeout_ms. A probe that outlasts a discovery's wait is
+ * collected by a later discovery.
  * [any-thread][blocking] (bounded by timeout_ms per candidate) */
 typedef int (*tf_probe_fn)(const tf_probe_request *request, const tf_engine_sink *sink,
                            tf_error *reterr);
