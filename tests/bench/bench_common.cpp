@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include <boost/json.hpp>
@@ -184,6 +185,13 @@ double median(std::vector<double> samples) {
     std::sort(samples.begin(), samples.end());
     std::size_t n = samples.size();
     return n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
+}
+
+std::vector<std::size_t> parse_list(const std::string &text) {
+    std::vector<std::size_t> out;
+    std::istringstream in(text);
+    for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoul(item));
+    return out;
 }
 
 } // namespace turtlefinder::bench

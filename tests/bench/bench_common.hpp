@@ -119,4 +119,7 @@ void append_note(const std::string &path, const std::string &text);
 // Sorted-copy statistics used by the benches themselves (fill-in checks).
 double median(std::vector<double> samples);
 
+// A comma-separated list of counts from the command line ("10,100").
+std::vector<std::size_t> parse_list(const std::string &text);
+
 } // namespace turtlefinder::bench

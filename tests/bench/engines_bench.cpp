@@ -84,13 +84,6 @@ struct Args {
     bool podman_host = false; // only figure 5 on a host where only podman runs
 };
 
-std::vector<std::size_t> parse_list(const std::string &text) {
-    std::vector<std::size_t> out;
-    std::istringstream in(text);
-    for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoul(item));
-    return out;
-}
-
 Args parse(int argc, char **argv) {
     Args a;
     for (int i = 1; i < argc; ++i) {
@@ -104,9 +97,9 @@ Args parse(int argc, char **argv) {
         else if (arg == "--reps")
             a.reps = std::max(1, std::stoi(next()));
         else if (arg == "--stages")
-            a.stages = parse_list(next());
+            a.stages = tb::parse_list(next());
         else if (arg == "--sizes")
-            a.sizes = parse_list(next());
+            a.sizes = tb::parse_list(next());
         else if (arg == "--cli-reps")
             a.cli_reps = std::max(1, std::stoi(next()));
         else if (arg == "--starts")

@@ -30,7 +30,6 @@
 #include <ctime>
 #include <iostream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -59,13 +58,6 @@ struct Args {
     int starts = 20;
 };
 
-std::vector<std::size_t> parse_list(const std::string &text) {
-    std::vector<std::size_t> out;
-    std::istringstream in(text);
-    for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoul(item));
-    return out;
-}
-
 Args parse(int argc, char **argv) {
     Args a;
     for (int i = 1; i < argc; ++i) {
@@ -79,9 +71,9 @@ Args parse(int argc, char **argv) {
         else if (arg == "--reps")
             a.reps = std::max(1, std::stoi(next()));
         else if (arg == "--sizes")
-            a.sizes = parse_list(next());
+            a.sizes = tb::parse_list(next());
         else if (arg == "--changes")
-            a.changes = parse_list(next());
+            a.changes = tb::parse_list(next());
         else if (arg == "--calls")
             a.calls = std::max(1, std::stoi(next()));
         else if (arg == "--starts")
