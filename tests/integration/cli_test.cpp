@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "containerd.hpp"
+#include "event_view.hpp"
 #include "cri_admin.hpp"
 #include "lab.hpp"
 #include "nested.hpp"
@@ -27,6 +28,7 @@ namespace lab = turtlefinder::lab;
 namespace json = boost::json;
 
 using tftest::cli;
+using tftest::describe;
 
 using tftest::slurp;
 
@@ -271,84 +273,6 @@ TEST_F(Cli, AFakeEngineIsNamedSocketBySocketAndHidesNothing) {
         << engines_json.out;
 }
 
-// What a JSON stream or document says about our engines: engines by key
-// (place and PID), containers by (engine key, id).
-struct View {
-    std::map<std::string, std::string> engines; // key → "prefix|parent key"
-    std::map<std::pair<std::string, std::string>, std::string> containers; // → "pid|paused|prefix"
-    bool operator==(const View &) const = default;
-};
-
-std::string describe(const View &v) {
-    std::ostringstream out;
-    for (auto &[k, e] : v.engines) out << "engine " << k << " " << e << "\n";
-    for (auto &[k, c] : v.containers) out << "container " << k.first << " " << k.second << " " << c << "\n";
-    return out.str();
-}
-
-std::string engine_place(const json::object &e, const std::string &parent_key) {
-    return std::string(e.at("prefix").as_string()) + "|" + parent_key;
-}
-
-std::string container_state(const json::object &c) {
-    return std::to_string(c.at("pid").as_int64()) + "|" + (c.at("paused").as_bool() ? "paused" : "running") + "|" +
-           std::string(c.at("prefix").as_string());
-}
-
-// Replays `--watch --json` lines.
-using Mine = std::function<bool(const json::object &engine)>;
-
-View replay(const std::string &lines, const Mine &mine) {
-    View v;
-    std::istringstream in(lines);
-    for (std::string line; std::getline(in, line);) {
-        boost::system::error_code ec;
-        auto doc = json::parse(line, ec);
-        if (ec || !doc.is_object()) continue;
-        auto &o = doc.as_object();
-        auto &engine = o.at("engine").as_object();
-        if (!mine(engine)) continue;
-        std::string key(engine.at("key").as_string());
-        std::string event(o.at("event").as_string());
-        if (event == "engine-found" || event == "engine-changed") {
-            auto parent = engine.at("parent");
-            v.engines[key] = engine_place(engine, parent.is_null() ? "" : std::string(parent.as_string()));
-        } else if (event == "engine-lost") {
-            v.engines.erase(key);
-            std::erase_if(v.containers, [&](auto &c) { return c.first.first == key; });
-        } else {
-            auto &c = o.at("container").as_object();
-            std::pair<std::string, std::string> ck{std::string(c.at("engine").as_string()),
-                                                   std::string(c.at("id").as_string())};
-            if (event == "exited")
-                v.containers.erase(ck);
-            else
-                v.containers[ck] = container_state(c);
-        }
-    }
-    return v;
-}
-
-View one_shot(const json::value &doc, const Mine &mine) {
-    View v;
-    auto &engines = doc.at("engines").as_array();
-    auto key_of = [&](const json::value &index) {
-        return std::string(engines.at(index.as_int64()).at("key").as_string());
-    };
-    for (auto &e : engines) {
-        if (!mine(e.as_object())) continue;
-        auto parent = e.at("parent");
-        v.engines[std::string(e.at("key").as_string())] =
-            engine_place(e.as_object(), parent.is_null() ? "" : key_of(parent));
-    }
-    for (auto &c : doc.at("containers").as_array()) {
-        std::string key = key_of(c.at("engine"));
-        if (!v.engines.contains(key)) continue;
-        v.containers[{key, std::string(c.at("id").as_string())}] = container_state(c.as_object());
-    }
-    return v;
-}
-
 // --watch starts with the state as it is (every line marked initial until
 // the first change), then changes; replaying every line gives what a
 // one-shot run shows.
@@ -378,13 +302,13 @@ TEST_F(Cli, WatchStartsWithTheStateAndReplaysToTheOneShotView) {
         tftest::eventually([&] { return slurp(log).find("\"exited\"") != std::string::npos; }, tftest::hang_guard))
         << slurp(log);
 
-    View streamed, shot;
+    tftest::EventView streamed, shot;
     bool equal = tftest::eventually(
         [&] {
             auto r = lab::run({cli(), "--json", "--online-wait", "5000"}, {}, 60s);
             if (r.exit_code != 0) return false;
-            shot = one_shot(json::parse(r.out), mine);
-            streamed = replay(slurp(log), mine);
+            shot = tftest::document_view(json::parse(r.out), mine);
+            streamed = tftest::replay_lines(slurp(log), mine);
             return streamed == shot;
         },
         tftest::hang_guard, 500ms);
@@ -465,13 +389,13 @@ TEST_F(Cli, WatchReplaysNestingPausesAndAnEngineRestart) {
         << "containerd restarted (PID " << old_containerd << " → " << containerd_->pid() << ") is not found again:\n"
         << slurp(log);
 
-    View streamed, shot;
+    tftest::EventView streamed, shot;
     bool equal = tftest::eventually(
         [&] {
             auto r = lab::run({cli(), "--json", "--online-wait", "5000"}, {}, 60s);
             if (r.exit_code != 0) return false;
-            shot = one_shot(json::parse(r.out), mine);
-            streamed = replay(slurp(log), mine);
+            shot = tftest::document_view(json::parse(r.out), mine);
+            streamed = tftest::replay_lines(slurp(log), mine);
             return streamed == shot;
         },
         tftest::hang_guard, 500ms);

@@ -19,6 +19,7 @@
 
 #include "containerd.hpp"
 #include "cri_admin.hpp"
+#include "event_view.hpp"
 #include "lab.hpp"
 #include "nested.hpp"
 #include "systemd.hpp"
@@ -126,44 +127,6 @@ private:
     int fd_ = -1;
 };
 
-// What a document or an event stream says about our engines: engines by
-// key (place), containers by (engine key, id) with their state.
-struct View {
-    std::map<std::string, std::string> engines;
-    std::map<std::pair<std::string, std::string>, std::string> containers;
-    bool operator==(const View &) const = default;
-};
-
-std::string describe(const View &v) {
-    std::ostringstream out;
-    for (auto &[k, e] : v.engines) out << "engine " << k << " " << e << "\n";
-    for (auto &[k, c] : v.containers) out << "container " << k.first << " " << k.second << " " << c << "\n";
-    return out.str();
-}
-
-std::string container_state(const json::object &c) {
-    return std::to_string(c.at("pid").as_int64()) + "|" + (c.at("paused").as_bool() ? "paused" : "running") + "|" +
-           std::string(c.at("prefix").as_string());
-}
-
-using Mine = std::function<bool(const std::string &api)>;
-
-View document_view(const json::value &doc, const Mine &mine) {
-    View v;
-    auto &engines = doc.at("engines").as_array();
-    for (auto &e : engines)
-        if (mine(std::string(e.at("api").as_string())))
-            v.engines[std::string(e.at("key").as_string())] = std::string(e.at("prefix").as_string());
-    if (!doc.as_object().contains("containers")) return v;
-    for (auto &c : doc.at("containers").as_array()) {
-        auto &e = engines.at(c.at("engine").as_int64());
-        if (!mine(std::string(e.at("api").as_string()))) continue;
-        v.containers[{std::string(e.at("key").as_string()), std::string(c.at("id").as_string())}] =
-            container_state(c.as_object());
-    }
-    return v;
-}
-
 // One SSE event: its id and data.
 struct Sse {
     std::string id;
@@ -192,28 +155,6 @@ std::vector<Sse> parse_stream(const std::string &text) {
         }
     }
     return out;
-}
-
-void apply(View &v, const json::value &event, const Mine &mine) {
-    auto &o = event.as_object();
-    auto &engine = o.at("engine").as_object();
-    if (!mine(std::string(engine.at("api").as_string()))) return;
-    std::string key(engine.at("key").as_string());
-    std::string kind(o.at("event").as_string());
-    if (kind == "engine-found" || kind == "engine-changed") {
-        v.engines[key] = std::string(engine.at("prefix").as_string());
-    } else if (kind == "engine-lost") {
-        v.engines.erase(key);
-        std::erase_if(v.containers, [&](auto &c) { return c.first.first == key; });
-    } else {
-        auto &c = o.at("container").as_object();
-        std::pair<std::string, std::string> ck{std::string(c.at("engine").as_string()),
-                                               std::string(c.at("id").as_string())};
-        if (kind == "exited")
-            v.containers.erase(ck);
-        else
-            v.containers[ck] = container_state(c);
-    }
 }
 
 // `curl -N` on /v1/events into a file.
@@ -286,6 +227,7 @@ protected:
         return api.ends_with(dockerd_->socket()) || api.ends_with(containerd_->socket()) || api == nested_->socket() ||
                api.ends_with(podman_->socket());
     }
+    static bool ours(const json::object &engine) { return mine(std::string(engine.at("api").as_string())); }
     // Docker, containerd and its CRI, the nested containerd and its CRI, the activated podman.
     static constexpr int our_engines = 6;
     // The service's containers, once its view holds all our engines online.
@@ -384,19 +326,19 @@ TEST_F(Serve, ContainersEqualTheCliOneShot) {
             r = lab::run({cli(), "--json", "--no-service", "--online-wait", "5000"}, {}, 60s);
             if (r.exit_code != 0) return false;
             own = json::parse(r.out);
-            return document_view(own, mine).engines.size() == std::size_t(our_engines);
+            return tftest::document_view(own, ours).engines.size() == std::size_t(our_engines);
         },
         120s, 1s))
         << r.out << r.err;
     auto served = service_containers();
     EXPECT_FALSE(own.as_object().contains("service"));
-    View a = document_view(served, mine), b = document_view(own, mine);
+    tftest::EventView a = tftest::document_view(served, ours), b = tftest::document_view(own, ours);
     EXPECT_EQ(a, b) << "service:\n" << describe(a) << "CLI:\n" << describe(b);
     EXPECT_EQ(a.engines.size(), std::size_t(our_engines)) << describe(a);
     // steady, tfns/t1, the pod and its container, the engine container, the nested task
     EXPECT_GE(a.containers.size(), 6u) << describe(a);
     bool nested = false;
-    for (auto &[key, place] : a.engines) nested = nested || place == "tf-kind";
+    for (auto &[key, place] : a.engines) nested = nested || place.starts_with("tf-kind|");
     EXPECT_TRUE(nested) << "the nested engines sit in their container\n" << describe(a);
 }
 
@@ -416,7 +358,7 @@ TEST_F(Serve, TheCliPrintsTheSameWithAndWithoutTheService) {
                 ro = lab::run(own, {}, 60s);
                 if (ro.exit_code != 0) return false;
                 dov = json::parse(ro.out);
-                return document_view(dov, mine).engines.size() == std::size_t(our_engines);
+                return tftest::document_view(dov, ours).engines.size() == std::size_t(our_engines);
             },
             120s, 1s))
             << ro.out << ro.err;
@@ -425,7 +367,7 @@ TEST_F(Serve, TheCliPrintsTheSameWithAndWithoutTheService) {
         auto dv = json::parse(rv.out);
         EXPECT_TRUE(dv.as_object().contains("service")) << "the service's view is marked";
         EXPECT_FALSE(dov.as_object().contains("service"));
-        EXPECT_EQ(document_view(dv, mine), document_view(dov, mine)) << rv.out << "\n" << ro.out;
+        EXPECT_EQ(tftest::document_view(dv, ours), tftest::document_view(dov, ours)) << rv.out << "\n" << ro.out;
     }
     // The tree, too: the lines of our engines and containers.
     auto tv = lab::run({cli(), "--service-socket", service_->socket()}, {{"NO_COLOR", "1"}}, 60s);
@@ -498,9 +440,9 @@ TEST_F(Serve, EventsFollowAContainersLifeInOrderAndResumeWithLastEventId) {
     // Replaying the stream rebuilds what /v1/containers shows.
     ASSERT_TRUE(tftest::eventually(
         [&] {
-            View replayed;
-            for (auto &e : steady.events()) apply(replayed, e.data, mine);
-            return replayed == document_view(json::parse(service_->get("/v1/containers").body), mine);
+            tftest::EventView replayed;
+            for (auto &e : steady.events()) tftest::apply_event(replayed, e.data, ours);
+            return replayed == tftest::document_view(json::parse(service_->get("/v1/containers").body), ours);
         },
         20s))
         << steady.text();
