@@ -85,7 +85,10 @@ void Finder::Impl::load_needed_plugins(const procfs::ProcessTable &table) {
     std::set<std::string, std::less<>> running;
     for (const auto &[pid, p] : table.processes())
         if (wanted.contains(p.name)) running.insert(p.name);
-    if (!running.empty()) registry.load_for(running);
+    if (running.empty()) return;
+    // Processes seen before are classified again against the new claims.
+    if (registry.load_for(running) > 0) prober.plugins_changed();
+    refresh_claimed_names(); // loaded or refused, they are deferred no more
 }
 
 std::vector<Container> Finder::Impl::known_containers() {
@@ -242,6 +245,7 @@ std::size_t Finder::reload_plugins() {
     impl_->registry.reload_directories(impl_->plugin_dirs, impl_->options.disabled_plugins);
     std::size_t loaded = impl_->registry.plugins().size() - before;
     if (loaded > 0) impl_->prober.plugins_changed();
+    impl_->refresh_claimed_names(); // deferred ones count too
     return loaded;
 }
 

@@ -136,11 +136,20 @@ void Finder::Impl::unsubscribe(int handle) {
     if (trigger) trigger->wake(); // ends its thread when nobody listens any more
 }
 
+void Finder::Impl::refresh_claimed_names() {
+    auto names = registry.claimed_process_names();
+    names.merge(registry.wanted_process_names());
+    std::lock_guard lock(claimed_mu);
+    claimed_names = std::move(names);
+}
+
 void Finder::Impl::start_trigger() {
     if (!processes->incremental()) return;
     discovery::Trigger::Hooks hooks;
+    refresh_claimed_names();
     hooks.claimed = [this](std::string_view name) {
-        return registry.detector_for(name) != nullptr || registry.activator_for(name) != nullptr;
+        std::lock_guard lock(claimed_mu);
+        return claimed_names.contains(name);
     };
     hooks.engine = [this](int pid) {
         std::shared_lock lock(mu);

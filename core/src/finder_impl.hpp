@@ -9,7 +9,9 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
+#include <string>
 #include <vector>
 
 #include "bound.hpp"
@@ -66,6 +68,13 @@ struct Finder::Impl {
     std::stop_source closing;
     // Discoveries on process events while someone subscribed (with events only).
     std::unique_ptr<discovery::Trigger> trigger;
+    // The process names the trigger reacts to: what loaded plugins claim and
+    // what would get a deferred one loaded. The trigger's thread reads this
+    // copy, never the registry, which discoveries change (discovery_mu held).
+    mutable std::mutex claimed_mu;
+    std::set<std::string, std::less<>> claimed_names;
+    // Copies them again after the registry changed (discovery_mu held).
+    void refresh_claimed_names();
 
     explicit Impl(Options o);
 
