@@ -45,7 +45,8 @@ struct CriAdmin::Impl {
     std::string id_of(const json::object &request, const std::string &what) const {
         auto answer = call(request, what);
         auto *id = answer.if_contains("id");
-        if (id == nullptr || !id->is_string()) throw sdk::Error(-EPROTO, what + ": no id in " + json::serialize(answer));
+        if (id == nullptr || !id->is_string())
+            throw sdk::Error(-EPROTO, what + ": no id in " + json::serialize(answer));
         return std::string(id->as_string());
     }
 };

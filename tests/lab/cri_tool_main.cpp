@@ -119,9 +119,10 @@ json::object serve(Client &client, const json::object &request) {
         }
         add_labels(request, "labels", *config->mutable_labels());
         config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(cri::NODE);
-        return {{"id", client.call(&cri::RuntimeService::Stub::CreateContainer, r,
-                                   "create container " + text(request, "name"))
-                           .container_id()}};
+        return {
+            {"id",
+             client.call(&cri::RuntimeService::Stub::CreateContainer, r, "create container " + text(request, "name"))
+                 .container_id()}};
     }
     const std::string id = text(request, "id");
     if (op == "start-container") {
