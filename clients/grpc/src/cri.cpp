@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #include <boost/json.hpp>
 
@@ -16,14 +18,36 @@ namespace turtlefinder::clients::grpc {
 
 namespace cri = ::runtime::v1;
 
+namespace {
+
+// containerd's CRI plugin answers every call, Version too, with this until
+// it has initialised, a moment after the socket first accepts: an engine
+// process found as soon as it listens (process events) meets it.
+bool cri_initialising(const ::grpc::Status &status) {
+    return status.error_code() == ::grpc::StatusCode::UNKNOWN &&
+           status.error_message().find("not initialized") != std::string::npos;
+}
+
+} // namespace
+
 std::optional<CriVersion> probe_cri(const std::string &socket, std::chrono::milliseconds timeout,
                                     ProbeFailure *failure) {
     cri::VersionRequest request;
     request.set_version("v1");
     cri::VersionResponse response;
-    auto status = probe_call(socket, timeout, [&](UnixChannel &channel, ::grpc::ClientContext &ctx) {
-        return cri::RuntimeService::NewStub(channel.get())->Version(&ctx, request, &response);
-    });
+    constexpr auto pause = std::chrono::milliseconds(50);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    ::grpc::Status status;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        status = probe_call(socket, std::max(left, std::chrono::milliseconds(1)),
+                            [&](UnixChannel &channel, ::grpc::ClientContext &ctx) {
+                                return cri::RuntimeService::NewStub(channel.get())->Version(&ctx, request, &response);
+                            });
+        // Initialising: asked again within the probe's time.
+        if (!cri_initialising(status) || std::chrono::steady_clock::now() + pause >= deadline) break;
+        std::this_thread::sleep_for(pause);
+    }
     if (!status.ok()) {
         if (failure != nullptr) *failure = probe_failure(socket, status, "the CRI's runtime.v1 Version service");
         return std::nullopt;
