@@ -7,7 +7,8 @@
 #   build-tsan  ThreadSanitizer: the watcher, Docker client and Finder
 #               concurrency tests (churn: containers() from another thread
 #               while 200 containers come and go; faults: engines killed
-#               mid-stream, a thousand Finder lifecycles).
+#               mid-stream, a thousand Finder lifecycles; process-events:
+#               the trigger thread discovering while Finders are queried).
 # Both build only what their tests need, at -O1 with line tables.
 # Any sanitizer report fails the test it occurs in. Suppressions (third-party
 # code only, each explained) are in tests/sanitizers/.
@@ -152,7 +153,7 @@ for run in "${runs[@]}"; do
       if ${CXX:-c++} -Wtsan -Werror -x c++ -fsyntax-only /dev/null 2>/dev/null; then
         cpp_args="-Wno-tsan -g1"
       fi
-      read -r -a names <<<"${TF_TSAN_TESTS:-watcher docker-client fuzz-docker-http finder-docker finder-containerd churn faults}"
+      read -r -a names <<<"${TF_TSAN_TESTS:-watcher docker-client fuzz-docker-http finder-docker finder-containerd churn faults process-events}"
       if [[ $mode != no-build ]]; then
         setup "$dir" -Db_sanitize=thread -Db_lundef=false -Dc_args=-g1 "-Dcpp_args=$cpp_args"
         build "$dir" "${names[@]}"
