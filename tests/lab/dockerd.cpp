@@ -2,10 +2,48 @@
 // A real dockerd with private sockets and state.
 #include "lab.hpp"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
+#include <thread>
 
 namespace turtlefinder::lab {
+
+namespace {
+
+// A dockerd killed with SIGKILL leaves its containers running: their shims
+// detach from its process group, and nothing stops them. Kills every shim
+// whose containerd socket lies under `dir`, its container processes first.
+void kill_left_behind_shims(const std::string &dir) {
+    const std::string address = " -address " + dir + "/";
+    for (int round = 0; round < 50; ++round) {
+        std::vector<pid_t> shims;
+        for (const auto &entry : std::filesystem::directory_iterator("/proc")) {
+            const std::string name = entry.path().filename();
+            if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+                continue;
+            std::ifstream in(entry.path() / "cmdline");
+            std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+            if (cmdline.find("containerd-shim") != std::string::npos && cmdline.find(address) != std::string::npos)
+                shims.push_back(static_cast<pid_t>(std::stoi(name)));
+        }
+        if (shims.empty()) return;
+        for (pid_t shim : shims) {
+            std::vector<pid_t> tree = {shim};
+            for (std::size_t i = 0; i < tree.size() && tree.size() < 4096; ++i)
+                for (pid_t child : children_of(tree[i])) tree.push_back(child);
+            for (auto pid = tree.rbegin(); pid != tree.rend(); ++pid) ::kill(*pid, SIGKILL);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+} // namespace
 
 std::string runc_wrapper_path() { return TF_LAB_RUNC_WRAPPER; }
 
@@ -91,6 +129,7 @@ void Dockerd::stop() {
         }
     }
     process_.stop(15s);
+    kill_left_behind_shims(dir_);
     remove_tree(dir_);
 }
 
