@@ -318,7 +318,7 @@ TEST_F(Hostile, SymlinksInAContainerNeverLeadTheFinderOutOfItsRoot) {
 // (/_ping, /version, /info, an empty container list) and closes every event
 // stream after 50 ms, so the Finder reconnects all the time. Meanwhile a
 // child flips the socket's directory between the real one and a symlink to
-// HOST_DIR (a host path) for SECONDS, then leaves the real one. Usage:
+// HOST_DIR (a host path), in bursts, for SECONDS, then leaves the real one. Usage:
 //   /dockerd SOCKET_DIR HOST_DIR SECONDS
 // Writes /ready once listening and the number of connections to /accepts.
 constexpr const char *flipper_source = R"SRC(
@@ -396,8 +396,14 @@ int main(int argc, char **argv) {
         prctl(PR_SET_NAME, "flipper");
         time_t stop = time(NULL) + seconds;
         while (time(NULL) < stop) {
-            if (rename(dir, real) != 0 || symlink(host, dir) != 0) break;
-            if (unlink(dir) != 0 || rename(real, dir) != 0) break;
+            /* Bursts of flips between spells of the real directory: flipping
+               without pause leaves it in place so briefly that a fast machine's
+               probes may never find the engine at all. */
+            usleep(1000);
+            for (int i = 0; i < 16; ++i) {
+                if (rename(dir, real) != 0 || symlink(host, dir) != 0) _exit(1);
+                if (unlink(dir) != 0 || rename(real, dir) != 0) _exit(1);
+            }
         }
         _exit(0);
     }
