@@ -5,7 +5,6 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -22,21 +21,17 @@ void kill_left_behind_shims(const std::string &dir) {
     const std::string address = " -address " + dir + "/";
     for (int round = 0; round < 50; ++round) {
         std::vector<pid_t> shims;
-        for (const auto &entry : std::filesystem::directory_iterator("/proc")) {
-            const std::string name = entry.path().filename();
-            if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
-                continue;
-            std::ifstream in(entry.path() / "cmdline");
+        for (pid_t pid : all_pids()) {
+            std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
             std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
             if (cmdline.find("containerd-shim") != std::string::npos && cmdline.find(address) != std::string::npos)
-                shims.push_back(static_cast<pid_t>(std::stoi(name)));
+                shims.push_back(pid);
         }
         if (shims.empty()) return;
         for (pid_t shim : shims) {
-            std::vector<pid_t> tree = {shim};
-            for (std::size_t i = 0; i < tree.size() && tree.size() < 4096; ++i)
-                for (pid_t child : children_of(tree[i])) tree.push_back(child);
+            auto tree = descendants_of(shim);
+            tree.insert(tree.begin(), shim);
             for (auto pid = tree.rbegin(); pid != tree.rend(); ++pid) ::kill(*pid, SIGKILL);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -169,6 +169,38 @@ std::string comm_of(pid_t pid) {
     return name;
 }
 
+std::vector<pid_t> all_pids() {
+    std::vector<pid_t> pids;
+    for (const auto &entry : fs::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename();
+        if (!name.empty() && std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            pids.push_back(static_cast<pid_t>(std::stoi(name)));
+    }
+    return pids;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+    std::vector<pid_t> out;
+    const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code ec;
+    for (const auto &task : fs::directory_iterator(task_dir, ec)) {
+        std::ifstream in(task.path() / "children");
+        pid_t child = 0;
+        while (in >> child) out.push_back(child);
+    }
+    return out;
+}
+
+std::vector<pid_t> descendants_of(pid_t pid) {
+    std::vector<pid_t> out, queue = {pid};
+    for (std::size_t i = 0; i < queue.size() && queue.size() < 4096; ++i)
+        for (pid_t c : children_of(queue[i])) {
+            out.push_back(c);
+            queue.push_back(c);
+        }
+    return out;
+}
+
 std::optional<std::string> which(std::string_view name) {
     if (name.find('/') != std::string_view::npos)
         return ::access(std::string(name).c_str(), X_OK) == 0 ? std::optional<std::string>(name) : std::nullopt;

@@ -84,8 +84,12 @@ std::string find_program(std::string_view name);
 std::optional<std::string> which(std::string_view name);
 // comm of a host PID, empty when gone.
 std::string comm_of(pid_t pid);
+// Every PID in /proc now.
+std::vector<pid_t> all_pids();
 // The children of a host PID (of every thread of it); empty when gone.
 std::vector<pid_t> children_of(pid_t pid);
+// Its descendants, children first (breadth first, at most 4096).
+std::vector<pid_t> descendants_of(pid_t pid);
 
 struct SpawnOptions {
     std::vector<std::string> args; // args[0]: program (absolute, or looked up on PATH)

@@ -42,16 +42,6 @@ long long real_uid_of(pid_t pid) {
     return -1;
 }
 
-std::vector<pid_t> all_pids() {
-    std::vector<pid_t> pids;
-    for (const auto &entry : fs::directory_iterator("/proc")) {
-        const std::string name = entry.path().filename();
-        if (!name.empty() && std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
-            pids.push_back(static_cast<pid_t>(std::stoi(name)));
-    }
-    return pids;
-}
-
 bool uid_in_use(uid_t uid) {
     if (::getpwuid(uid) != nullptr || ::getgrgid(uid) != nullptr) return true;
     if (fs::exists("/run/user/" + std::to_string(uid))) return true;
@@ -62,17 +52,6 @@ bool uid_in_use(uid_t uid) {
 
 void chown_to(const std::string &path, uid_t uid, gid_t gid) {
     if (::chown(path.c_str(), uid, gid) != 0) throw Error("chown " + path + " failed");
-}
-
-// The descendants of `pid` (children first, breadth first).
-std::vector<pid_t> descendants_of(pid_t pid) {
-    std::vector<pid_t> out, queue = {pid};
-    for (std::size_t i = 0; i < queue.size() && queue.size() < 4096; ++i)
-        for (pid_t c : children_of(queue[i])) {
-            out.push_back(c);
-            queue.push_back(c);
-        }
-    return out;
 }
 
 } // namespace

@@ -166,21 +166,6 @@ char state_of(pid_t pid) {
 
 } // namespace
 
-std::vector<pid_t> children_of(pid_t pid) {
-    std::vector<pid_t> out;
-    const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
-    if (DIR *d = ::opendir(task_dir.c_str())) {
-        while (dirent *e = ::readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            std::ifstream in(task_dir + "/" + e->d_name + "/children");
-            pid_t child = 0;
-            while (in >> child) out.push_back(child);
-        }
-        ::closedir(d);
-    }
-    return out;
-}
-
 // ---- SystemdContainer ----------------------------------------------------------
 
 SystemdContainer::SystemdContainer(const Lab &lab, DockerApi api, SystemdConfig config)
