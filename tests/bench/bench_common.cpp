@@ -194,4 +194,45 @@ std::vector<std::size_t> parse_list(const std::string &text) {
     return out;
 }
 
+Flags &Flags::text(const std::string &name, std::string &to) {
+    return valued(name, [&to](const std::string &v) { to = v; });
+}
+
+Flags &Flags::count(const std::string &name, int &to) {
+    return valued(name, [&to](const std::string &v) { to = std::max(1, std::stoi(v)); });
+}
+
+Flags &Flags::counts(const std::string &name, std::vector<std::size_t> &to) {
+    return valued(name, [&to](const std::string &v) { to = parse_list(v); });
+}
+
+Flags &Flags::valued(const std::string &name, std::function<void(const std::string &)> take) {
+    valued_[name] = std::move(take);
+    return *this;
+}
+
+Flags &Flags::flag(const std::string &name, bool &to) {
+    flags_[name] = [&to] { to = true; };
+    return *this;
+}
+
+void Flags::parse(int argc, char **argv) const {
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (auto f = flags_.find(arg); f != flags_.end()) {
+            f->second();
+        } else if (auto v = valued_.find(arg); v != valued_.end()) {
+            if (i + 1 >= argc) throw std::runtime_error(arg + " needs a value");
+            const std::string value = argv[++i];
+            try {
+                v->second(value);
+            } catch (const std::logic_error &) { // std::stoi and friends
+                throw std::runtime_error("bad value for " + arg + ": \"" + value + "\"");
+            }
+        } else {
+            throw std::runtime_error("unknown argument " + arg);
+        }
+    }
+}
+
 } // namespace turtlefinder::bench

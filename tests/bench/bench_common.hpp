@@ -122,4 +122,20 @@ double median(std::vector<double> samples);
 // A comma-separated list of counts from the command line ("10,100").
 std::vector<std::size_t> parse_list(const std::string &text);
 
+// A bench's command line: each flag writes into the member it names.
+class Flags {
+public:
+    Flags &text(const std::string &name, std::string &to);
+    Flags &count(const std::string &name, int &to); // at least 1
+    Flags &counts(const std::string &name, std::vector<std::size_t> &to); // "10,100"
+    Flags &valued(const std::string &name, std::function<void(const std::string &)> take);
+    Flags &flag(const std::string &name, bool &to);
+    // Throws std::runtime_error naming an unknown flag or one missing its value.
+    void parse(int argc, char **argv) const;
+
+private:
+    std::map<std::string, std::function<void(const std::string &)>> valued_;
+    std::map<std::string, std::function<void()>> flags_;
+};
+
 } // namespace turtlefinder::bench

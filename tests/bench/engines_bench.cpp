@@ -86,33 +86,17 @@ struct Args {
 
 Args parse(int argc, char **argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) throw std::runtime_error(arg + " needs a value");
-            return argv[++i];
-        };
-        if (arg == "--out")
-            a.out = next();
-        else if (arg == "--reps")
-            a.reps = std::max(1, std::stoi(next()));
-        else if (arg == "--stages")
-            a.stages = tb::parse_list(next());
-        else if (arg == "--sizes")
-            a.sizes = tb::parse_list(next());
-        else if (arg == "--cli-reps")
-            a.cli_reps = std::max(1, std::stoi(next()));
-        else if (arg == "--starts")
-            a.starts = std::max(1, std::stoi(next()));
-        else if (arg == "--footprint-reps")
-            a.footprint_reps = std::max(1, std::stoi(next()));
-        else if (arg == "--pairs")
-            a.pairs = std::max(1, std::stoi(next()));
-        else if (arg == "--podman-host")
-            a.podman_host = true;
-        else
-            throw std::runtime_error("unknown argument " + arg);
-    }
+    tb::Flags()
+        .text("--out", a.out)
+        .count("--reps", a.reps)
+        .counts("--stages", a.stages)
+        .counts("--sizes", a.sizes)
+        .count("--cli-reps", a.cli_reps)
+        .count("--starts", a.starts)
+        .count("--footprint-reps", a.footprint_reps)
+        .count("--pairs", a.pairs)
+        .flag("--podman-host", a.podman_host)
+        .parse(argc, argv);
     if (a.out.empty()) throw std::runtime_error("--out FILE is required");
     return a;
 }

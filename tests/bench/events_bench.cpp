@@ -60,27 +60,14 @@ struct Args {
 
 Args parse(int argc, char **argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) throw std::runtime_error(arg + " needs a value");
-            return argv[++i];
-        };
-        if (arg == "--out")
-            a.out = next();
-        else if (arg == "--reps")
-            a.reps = std::max(1, std::stoi(next()));
-        else if (arg == "--sizes")
-            a.sizes = tb::parse_list(next());
-        else if (arg == "--changes")
-            a.changes = tb::parse_list(next());
-        else if (arg == "--calls")
-            a.calls = std::max(1, std::stoi(next()));
-        else if (arg == "--starts")
-            a.starts = std::max(1, std::stoi(next()));
-        else
-            throw std::runtime_error("unknown argument " + arg);
-    }
+    tb::Flags()
+        .text("--out", a.out)
+        .count("--reps", a.reps)
+        .counts("--sizes", a.sizes)
+        .counts("--changes", a.changes)
+        .count("--calls", a.calls)
+        .count("--starts", a.starts)
+        .parse(argc, argv);
     if (a.out.empty()) throw std::runtime_error("--out FILE is required");
     return a;
 }

@@ -24,25 +24,17 @@ struct Args {
 
 Args parse(int argc, char **argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) throw std::runtime_error(arg + " needs a value");
-            return argv[++i];
-        };
-        if (arg == "--out") {
-            a.out = next();
-        } else if (arg == "--reps") {
-            a.reps = std::max(1, std::atoi(next().c_str()));
-        } else if (arg == "--sizes") {
-            a.sizes.clear();
-            std::istringstream in(next());
-            for (std::string item; std::getline(in, item, ',');)
-                a.sizes.push_back(item == "host" ? 0 : std::atol(item.c_str()));
-        } else {
-            throw std::runtime_error("unknown argument " + arg);
-        }
-    }
+    tb::Flags()
+        .text("--out", a.out)
+        .count("--reps", a.reps)
+        .valued("--sizes",
+                [&a](const std::string &text) {
+                    a.sizes.clear();
+                    std::istringstream in(text);
+                    for (std::string item; std::getline(in, item, ',');)
+                        a.sizes.push_back(item == "host" ? 0 : std::stol(item));
+                })
+        .parse(argc, argv);
     if (a.out.empty()) throw std::runtime_error("--out FILE is required");
     return a;
 }

@@ -119,21 +119,13 @@ Measured measure(const std::vector<std::string> &args) {
 int bench_main(int argc, char **argv) {
     std::string out_path = "serve.jsonl";
     int seconds = 60, pollers = 200, subscribers = 50, reps = 10;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        std::string a = argv[i];
-        if (a == "--out")
-            out_path = argv[i + 1];
-        else if (a == "--seconds")
-            seconds = std::stoi(argv[i + 1]);
-        else if (a == "--pollers")
-            pollers = std::stoi(argv[i + 1]);
-        else if (a == "--subscribers")
-            subscribers = std::stoi(argv[i + 1]);
-        else if (a == "--reps")
-            reps = std::stoi(argv[i + 1]);
-        else
-            throw std::runtime_error("unknown argument " + a);
-    }
+    bench::Flags()
+        .text("--out", out_path)
+        .count("--seconds", seconds)
+        .count("--pollers", pollers)
+        .count("--subscribers", subscribers)
+        .count("--reps", reps)
+        .parse(argc, argv);
     lab::Lab lab("bserve");
     lab::Dockerd dockerd(lab);
     dockerd.import_busybox();
