@@ -92,7 +92,11 @@ struct Finder::Impl {
 
     // Loads the plugins known from their metadata that a process in `table`
     // needs: a host never maps a plugin (and its libraries) it has no use for.
+    // Only the processes changed since the last call are looked at, unless
+    // the registry changed (then the names that matter did too).
     void load_needed_plugins(const procfs::ProcessTable &table);
+    procfs::ProcessTable::Cursor needs_seen;
+    bool needs_stale = true;
 
     // Counts one discovery's duration.
     void count_discovery(double seconds);

@@ -4,7 +4,8 @@
 // every call, side by side through a churn of 1,000 short-lived processes
 // and a dockerd restart, end up agreeing with each other and with the
 // engine; a subscribed Finder finds a dockerd started after it, and notices
-// it gone, without any containers() call.
+// it gone, without any containers() call; a plugin deferred while no process
+// of its engine ran loads once one starts.
 #include <gtest/gtest.h>
 
 #include <turtlefinder/finder.hpp>
@@ -213,6 +214,37 @@ TEST_F(ProcessEvents, SubscribedFinderFindsANewEngineWithoutAQuery) {
         finder.unsubscribe(handle);
     }
     leaks.check(); // the connector's socket and the event thread end with the Finder
+}
+
+TEST_F(ProcessEvents, APluginDeferredAtStartLoadsForAnEngineStartedLater) {
+    // With events, a discovery looks for processes that need a deferred
+    // plugin among those changed since the last one: a dockerd exec'd
+    // between two queries is one of them.
+    auto o = options(true);
+    o.disabled_plugins = {"containerd", "crio"}; // as above: no gRPC inside the baseline
+    auto moby_state = [](tf::Finder &finder) {
+        for (const auto &p : finder.plugins())
+            if (p.name == "moby") return p.deferred ? std::string("deferred") : p.loaded ? "loaded" : "refused";
+        return std::string("absent");
+    };
+    tftest::LeakGuard leaks;
+    {
+        tf::Finder finder(o);
+        finder.containers();
+        if (moby_state(finder) != "deferred")
+            TF_SKIP_OR_FAIL("Docker's plugin is " + moby_state(finder) +
+                            " before the test's dockerd starts (a "
+                            "dockerd runs on this host already?): its loading later cannot be shown");
+        finder.containers(); // nothing changed: still deferred
+        EXPECT_EQ(moby_state(finder), "deferred");
+        lab::Dockerd dockerd(*lab_);
+        const std::string socket = dockerd.socket();
+        EXPECT_TRUE(
+            tftest::eventually([&] { return view_of(finder, socket).pid == dockerd.pid(); }, tftest::hang_guard))
+            << "a dockerd started after the Finder's first discoveries was not found";
+        EXPECT_EQ(moby_state(finder), "loaded");
+    }
+    leaks.check();
 }
 
 TEST_F(ProcessEvents, ProcfsRootOfAnotherNamespaceScansOnEveryCall) {
