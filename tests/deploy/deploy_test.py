@@ -3,10 +3,12 @@
 """What can be checked of the deployment files without a cluster or a running
 systemd: the DaemonSet is valid YAML of the expected shape (host PID, the
 host's /proc and /run read-only, the procfs root pointing at the /proc mount,
-a Prometheus scrape annotation on the port it listens on, resource limits)
-and its command uses only commands and flags the CLI accepts; the systemd
-units pass `systemd-analyze verify` (which needs no running systemd) with the
-service starting the built CLI, and the socket is the documented one."""
+a Prometheus scrape annotation on the port it listens on, resource limits,
+the capabilities the Finder needs) and its command uses only commands and
+flags the CLI accepts; the systemd units pass `systemd-analyze verify` (which
+needs no running systemd) with the service starting the built CLI, the
+service's sandbox allows the socket families it opens, and the socket is the
+documented one."""
 import argparse
 import os
 import re
@@ -123,6 +125,11 @@ def check_daemonset(path, grammar):
     check(annotations.get('prometheus.io/scrape') == 'true', 'prometheus.io/scrape: "true"')
     check(annotations.get('prometheus.io/port') == str(port), 'prometheus.io/port is the listening port')
     check(annotations.get('prometheus.io/path', '/metrics') == '/metrics', 'prometheus.io/path is /metrics')
+    # What the Finder needs: SYS_PTRACE for other processes' fds and roots,
+    # NET_ADMIN for the kernel's process events (else /proc on every call).
+    added = set(c.get('securityContext', {}).get('capabilities', {}).get('add', []))
+    for cap in ('SYS_PTRACE', 'NET_ADMIN'):
+        check(cap in added, f'the container is given {cap}')
     limits = c.get('resources', {}).get('limits', {})
     check('cpu' in limits and 'memory' in limits, 'cpu and memory limits')
     for probe in ('readinessProbe', 'livenessProbe'):
@@ -159,6 +166,12 @@ def check_units(service, socket, cli, grammar):
     command, _ = check_command(exec_start[1:], grammar, 'turtlefinder.service')
     check(command == 'serve', 'the service runs `turtlefinder serve`')
     check('turtlefinder.socket' in ' '.join(svc['Unit'].get('Requires', [])), 'the service requires its socket')
+    # A sandbox that forbids a family the service opens fails only at run
+    # time: unix (engines, its socket) and netlink (process events).
+    families = ' '.join(svc['Service'].get('RestrictAddressFamilies', [])).split()
+    if families:
+        for family in ('AF_UNIX', 'AF_NETLINK'):
+            check(family in families, f'RestrictAddressFamilies allows {family}')
 
     analyze = shutil.which('systemd-analyze')
     check(analyze is not None, 'systemd-analyze is installed')
