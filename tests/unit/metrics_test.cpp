@@ -148,6 +148,7 @@ TEST(Metrics, EnginesAndContainersAreCountedByTheirLabels) {
     in.stats.probes_by_plugin["moby"].probes = 4;
     in.stats.probes_by_plugin["moby"].failures["no_engine"] = 1;
     in.stats.watch_resyncs = 2;
+    in.stats.process_scans = 3;
     serve::ServiceCounters service({"/metrics", "/v1/containers"});
     service.request("/v1/containers", 200);
     service.request("/v1/containers", 200);
@@ -180,6 +181,7 @@ TEST(Metrics, EnginesAndContainersAreCountedByTheirLabels) {
     EXPECT_EQ(s[R"(turtlefinder_probes_total{plugin="moby"})"], "4");
     EXPECT_EQ(s[R"(turtlefinder_probe_failures_total{plugin="moby",reason="no_engine"})"], "1");
     EXPECT_EQ(s["turtlefinder_watch_resyncs_total"], "2");
+    EXPECT_EQ(s["turtlefinder_process_scans_total"], "3");
     EXPECT_EQ(s[R"(turtlefinder_http_requests_total{path="/v1/containers",code="200"})"], "2");
     EXPECT_EQ(s[R"(turtlefinder_http_requests_total{path="other",code="404"})"], "2")
         << "paths outside the routes are one series";

@@ -141,6 +141,11 @@ void containers(Exposition &x, const MetricsInput &in) {
 void discoveries(Exposition &x, const Stats &s) {
     x.family("turtlefinder_discoveries_total", "counter", "Discoveries run (process scan, probes, placement).");
     x.sample({}, s.discoveries);
+    // One at start where the kernel's process events keep the table current;
+    // as many as discoveries where they cannot be had.
+    x.family("turtlefinder_process_scans_total", "counter",
+             "Full scans of /proc (with process events: the first one, and after lost events).");
+    x.sample({}, s.process_scans);
     x.family("turtlefinder_discovery_duration_seconds", "histogram", "How long discoveries took.");
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < Stats::discovery_bounds.size(); ++i) {
