@@ -17,6 +17,7 @@
 
 #include <google/protobuf/empty.pb.h>
 
+#include "channel_client.hpp"
 #include "stream_reader.hpp"
 #include "tf_containerd_containers.grpc.pb.h"
 #include "tf_containerd_events.grpc.pb.h"
@@ -99,15 +100,13 @@ constexpr const char *sync_topic = "/turtlefinder/subscribed";
 constexpr const char *sync_type = "turtlefinder.io/subscribed";
 constexpr std::chrono::milliseconds marker_retry{50};
 
-class ContainerdClient final : public sdk::EngineClient {
+class ContainerdClient final : public ChannelClient {
 public:
     ContainerdClient(sdk::EngineInfo info, ContainerdOptions options, std::chrono::milliseconds timeout, sdk::Log log,
                      std::unique_ptr<UnixChannel> channel)
-        : sdk::EngineClient(std::move(info)),
+        : ChannelClient(std::move(info), "containerd " + options.socket + ": ", timeout, std::move(log),
+                        std::move(channel)),
           options_(std::move(options)),
-          timeout_(timeout),
-          log_(log),
-          channel_(std::move(channel)),
           namespaces_(cd_namespaces::Namespaces::NewStub(channel_->get())),
           containers_(cd_containers::Containers::NewStub(channel_->get())),
           tasks_(cd_tasks::Tasks::NewStub(channel_->get())),
@@ -229,8 +228,6 @@ public:
         }
     }
 
-    void cancel() override { calls_.cancel(); }
-
 private:
     static bool alive(cd_types::Status status) {
         return status == cd_types::RUNNING || status == cd_types::PAUSED || status == cd_types::PAUSING;
@@ -331,10 +328,6 @@ private:
         return true;
     }
 
-    void log(tf_log_level level, const std::string &message) const {
-        log_(level, "containerd " + options_.socket + ": " + message);
-    }
-
     static std::string random_token() {
         std::random_device rd;
         std::mt19937_64 gen(rd());
@@ -342,14 +335,10 @@ private:
     }
 
     ContainerdOptions options_;
-    std::chrono::milliseconds timeout_; // per unary call
-    sdk::Log log_;
-    std::unique_ptr<UnixChannel> channel_;
     std::unique_ptr<cd_namespaces::Namespaces::Stub> namespaces_;
     std::unique_ptr<cd_containers::Containers::Stub> containers_;
     std::unique_ptr<cd_tasks::Tasks::Stub> tasks_;
     std::unique_ptr<cd_events::Events::Stub> events_;
-    CallSet calls_;
 };
 
 } // namespace

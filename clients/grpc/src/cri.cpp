@@ -11,6 +11,7 @@
 
 #include <turtlefinder/clients/grpc/containerd.hpp>
 
+#include "channel_client.hpp"
 #include "stream_reader.hpp"
 #include "tf_cri_api.grpc.pb.h"
 
@@ -90,15 +91,12 @@ void copy_labels(sdk::Container &c, const google::protobuf::Map<std::string, std
             c.labels.emplace_back(k, v);
 }
 
-class CriClient final : public sdk::EngineClient {
+class CriClient final : public ChannelClient {
 public:
     CriClient(sdk::EngineInfo info, CriOptions options, std::chrono::milliseconds timeout, sdk::Log log,
               std::unique_ptr<UnixChannel> channel)
-        : sdk::EngineClient(std::move(info)),
+        : ChannelClient(std::move(info), "CRI " + options.socket + ": ", timeout, std::move(log), std::move(channel)),
           options_(std::move(options)),
-          timeout_(timeout),
-          log_(log),
-          channel_(std::move(channel)),
           runtime_(cri::RuntimeService::NewStub(channel_->get())) {}
 
     void list(const std::function<bool(const sdk::Container &)> &emit) override {
@@ -198,8 +196,6 @@ public:
         }
     }
 
-    void cancel() override { calls_.cancel(); }
-
 private:
     static bool deliver(const cri::ContainerEventResponse &event, sdk::WatchSink &sink) {
         switch (event.container_event_type()) {
@@ -261,16 +257,8 @@ private:
         return c;
     }
 
-    void log(tf_log_level level, const std::string &message) const {
-        log_(level, "CRI " + options_.socket + ": " + message);
-    }
-
     CriOptions options_;
-    std::chrono::milliseconds timeout_; // per unary call
-    sdk::Log log_;
-    std::unique_ptr<UnixChannel> channel_;
     std::unique_ptr<cri::RuntimeService::Stub> runtime_;
-    CallSet calls_;
     std::atomic<bool> told_no_events_{false};
 };
 
