@@ -81,8 +81,7 @@ void Finder::Impl::count_discovery(double seconds) {
 
 void Finder::Impl::load_needed_plugins(const procfs::ProcessTable &table) {
     if (!registry.has_deferred()) return;
-    auto changed = needs_stale ? std::nullopt : table.changed_since(needs_seen);
-    needs_stale = false;
+    auto changed = needs_seen ? table.changed_since(*needs_seen) : std::nullopt;
     needs_seen = table.cursor();
     auto wanted = registry.wanted_process_names();
     std::set<std::string, std::less<>> running;
@@ -97,7 +96,7 @@ void Finder::Impl::load_needed_plugins(const procfs::ProcessTable &table) {
     // Processes seen before are classified again against the new claims.
     if (registry.load_for(running) > 0) prober.plugins_changed();
     refresh_claimed_names(); // loaded or refused, they are deferred no more
-    needs_stale = true; // what is wanted now may run already (an activator's service)
+    needs_seen.reset(); // what is wanted now may run already (an activator's service)
 }
 
 std::vector<Container> Finder::Impl::known_containers() {
@@ -255,7 +254,7 @@ std::size_t Finder::reload_plugins() {
     std::size_t loaded = impl_->registry.plugins().size() - before;
     if (loaded > 0) impl_->prober.plugins_changed();
     impl_->refresh_claimed_names(); // deferred ones count too
-    impl_->needs_stale = true; // a new deferred one may want a process running for long
+    impl_->needs_seen.reset(); // a new deferred one may want a process running for long
     return loaded;
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -92,11 +93,10 @@ struct Finder::Impl {
 
     // Loads the plugins known from their metadata that a process in `table`
     // needs: a host never maps a plugin (and its libraries) it has no use for.
-    // Only the processes changed since the last call are looked at, unless
-    // the registry changed (then the names that matter did too).
+    // Only the processes changed since `needs_seen` are looked at; none
+    // after the registry changed (then the names that matter did too): all.
     void load_needed_plugins(const procfs::ProcessTable &table);
-    procfs::ProcessTable::Cursor needs_seen;
-    bool needs_stale = true;
+    std::optional<procfs::ProcessTable::Cursor> needs_seen;
 
     // Counts one discovery's duration.
     void count_discovery(double seconds);

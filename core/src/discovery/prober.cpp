@@ -61,8 +61,7 @@ void Prober::track_claims(const procfs::ProcessTable &table) {
         if (registry_.detector_for(p.name)) detector_pids_.insert(p.pid);
         if (registry_.activator_for(p.name)) activator_pids_.insert(p.pid);
     };
-    auto changed = claims_stale_ ? std::nullopt : table.changed_since(claims_seen_);
-    claims_stale_ = false;
+    auto changed = claims_seen_ ? table.changed_since(*claims_seen_) : std::nullopt;
     if (changed) {
         for (int pid : *changed) {
             detector_pids_.erase(pid);

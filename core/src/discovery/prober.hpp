@@ -72,7 +72,7 @@ public:
     // process is classified again (a new plugin may claim it).
     void plugins_changed() {
         activation_.plugins_changed();
-        claims_stale_ = true;
+        claims_seen_.reset();
     }
     // The engine of this still running process was dropped (its API socket
     // went away): probe the process again, afresh.
@@ -176,10 +176,10 @@ private:
     const plugins::Registry &registry_;
     const Options &options_;
     // Processes a detector claims and activator processes, by PID, as of
-    // the table at `claims_seen_`: a discovery looks at these only.
+    // the table at `claims_seen_` (none: every process is classified again):
+    // a discovery looks at these only.
     std::set<int> detector_pids_, activator_pids_;
-    procfs::ProcessTable::Cursor claims_seen_;
-    bool claims_stale_ = true;
+    std::optional<procfs::ProcessTable::Cursor> claims_seen_;
     std::set<procfs::ProcessKey> probed_; // processes already examined by a plugin
     std::map<procfs::ProcessKey, Retry> fruitless_;
     mutable std::mutex candidates_mu_;
